@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Arena blocks form a singly linked list, newest first. Invariant: head->size >= used.
+ * On reset, if more than one block was needed, all are freed and one block of the total
+ * size replaces them, so the steady state is one block and zero system calls per model.
+ */
+#include "core/arena.h"
+
+#include <stdint.h>
+
+#include "core/alloc.h"
+
+struct myr__arena_block {
+  myr__arena_block *next; /* older block */
+  size_t size;            /* usable bytes in data */
+  max_align_t data[];     /* the memory handed out */
+};
+
+void myr__arena_init(myr__arena *a, size_t min_block) {
+  a->head = NULL;
+  a->used = 0;
+  a->min_block = min_block ? min_block : 64 * 1024;
+  a->peak = 0;
+  a->live = 0;
+}
+
+void *myr__arena_alloc(myr__arena *a, size_t size, size_t align) {
+  if (align == 0)
+    align = 1;
+  if (a->head) {
+    size_t off = (a->used + align - 1) & ~(align - 1);
+    if (off >= a->used && off <= a->head->size && size <= a->head->size - off) {
+      a->used = off + size;
+      a->live += size;
+      return (unsigned char *)a->head->data + off;
+    }
+  }
+  size_t want = a->min_block;
+  if (size > SIZE_MAX / 2 - align)
+    return NULL;
+  if (want < size + align)
+    want = size + align;
+  if (want > SIZE_MAX - sizeof(myr__arena_block))
+    return NULL;
+  myr__arena_block *b = myr__malloc(sizeof(myr__arena_block) + want);
+  if (!b)
+    return NULL;
+  b->next = a->head;
+  b->size = want;
+  a->head = b;
+  a->used = size;
+  a->live += size;
+  return b->data; /* max_align_t aligned, which covers any align we are asked for */
+}
+
+void myr__arena_reset(myr__arena *a) {
+  if (a->live > a->peak)
+    a->peak = a->live;
+  a->live = 0;
+  a->used = 0;
+  if (!a->head || !a->head->next)
+    return;
+  /* Several blocks: replace them by one big enough for the peak. */
+  size_t total = 0;
+  myr__arena_block *b = a->head;
+  while (b) {
+    myr__arena_block *next = b->next;
+    total += b->size;
+    myr__free(b);
+    b = next;
+  }
+  a->head = NULL;
+  myr__arena_block *nb = myr__malloc(sizeof(myr__arena_block) + total);
+  if (nb) { /* out of memory here only means the next alloc asks again */
+    nb->next = NULL;
+    nb->size = total;
+    a->head = nb;
+  }
+}
+
+void myr__arena_free(myr__arena *a) {
+  myr__arena_block *b = a->head;
+  while (b) {
+    myr__arena_block *next = b->next;
+    myr__free(b);
+    b = next;
+  }
+  a->head = NULL;
+  a->used = 0;
+  a->live = 0;
+}
+
+static void *scratch_alloc(void *ud, size_t size, size_t align) {
+  return myr__arena_alloc(ud, size, align);
+}
+
+myr_scratch myr__arena_scratch(myr__arena *a) {
+  myr_scratch s = {scratch_alloc, a};
+  return s;
+}
