@@ -138,6 +138,55 @@ typedef struct myr_store_info {
 
 MYR_API int myr_store_get_info(myr_store *store, myr_store_info *out, myr_error *err);
 
+/**
+ * @brief Commit the rows put so far (they stay unpublished). Puts commit on their own
+ * every 20,000 rows or second; call this when a run pauses so that other writers are not
+ * kept waiting and an interrupted run keeps its rows.
+ */
+MYR_API int myr_store_flush(myr_store *store, myr_error *err);
+
+/** A failed group as read back; pointers live until the callback returns. */
+typedef struct myr_error_record {
+  int64_t run_id;
+  uint64_t key_hash;
+  size_t n_keys;
+  const char *const *key_names;
+  const char *const *key_values;  /* NUL-terminated */
+  uint64_t n_rows;                /* rows the group had */
+  const char *reason;             /* stable name, e.g. "too_few_rows" */
+  const char *message;            /* human message ("" when none) */
+} myr_error_record;
+
+typedef int (*myr_error_cb)(void *ud, const myr_error_record *record);
+
+/** @brief Call cb for each failed group of run_id (0 = the latest published run; none
+ *  when nothing was published), in the order they were stored, at most limit (0 = all).
+ *  A non-zero cb return stops and is returned. An unknown run_id fails with
+ *  MYR_ENOTFOUND. */
+MYR_API int myr_store_errors(myr_store *store, int64_t run_id, size_t limit,
+                             myr_error_cb cb, void *ud, myr_error *err);
+
+/** A run as read back; pointers live until the callback returns, never NULL. */
+typedef struct myr_run_record {
+  int64_t run_id;
+  const char *status;             /* "running", "published" or "failed" */
+  const char *family;
+  uint64_t seed;
+  const char *spec_json;          /* as given to myr_store_run_begin ("{}" when none) */
+  const char *summary_json;       /* as given to myr_store_run_publish ("{}" when none) */
+  const char *message;            /* why it failed ("" when none) */
+  const char *started_at;         /* ISO 8601 UTC */
+  const char *published_at;       /* ISO 8601 UTC, "" until published */
+  uint64_t n_models;              /* counted when the run ended; 0 while running */
+  uint64_t n_errors;
+} myr_run_record;
+
+typedef int (*myr_run_cb)(void *ud, const myr_run_record *record);
+
+/** @brief Call cb for each run, newest first; a non-zero cb return stops and is
+ *  returned. */
+MYR_API int myr_store_runs(myr_store *store, myr_run_cb cb, void *ud, myr_error *err);
+
 #ifdef __cplusplus
 }
 #endif

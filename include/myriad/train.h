@@ -129,6 +129,13 @@ typedef struct myr_train_summary {
 MYR_API int myr_train(const myr_train_options *opt, myr_train_summary *summary_out,
                       myr_error *err);
 
+/**
+ * @brief Write a summary as one JSON object (counts, skip reasons with their first row,
+ * failures with their first key, timings) through write().
+ */
+MYR_API int myr_train_summary_json(const myr_train_summary *summary, myr_write_fn write,
+                                   void *ud, myr_error *err);
+
 #ifdef __cplusplus
 }
 #endif

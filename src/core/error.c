@@ -46,7 +46,12 @@ int myr_error_prefix(myr_error *err, const char *fmt, ...) {
   vsnprintf(prefix, sizeof prefix, fmt, ap);
   va_end(ap);
   memcpy(old, err->message, sizeof old);
-  snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+  /* Assemble by hand: the result is cut at the buffer size, which is intended. */
+  size_t cap = sizeof err->message, pos = 0;
+  for (const char *parts[3] = {prefix, ": ", old}, **p = parts; p < parts + 3; p++)
+    for (const char *c = *p; *c && pos + 1 < cap; c++)
+      err->message[pos++] = *c;
+  err->message[pos] = '\0';
   return err->code;
 }
 

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Family registry: the built-in families (a static table) plus families a user adds
+ * (plugins). A NULL registry means the built-ins alone, so callers that need no plugins
+ * never allocate one. Names are unique within a registry.
+ */
+#include <string.h>
+
+#include "core/alloc.h"
+#include "models/families.h"
+#include "myriad/model.h"
+
+static const myr_model_family *const builtins[] = {
+    &myr__family_linear,
+};
+#define N_BUILTINS (sizeof builtins / sizeof builtins[0])
+
+struct myr_registry {
+  const myr_model_family **added; /* families added by the user, borrowed */
+  size_t n_added;
+  size_t cap;
+};
+
+int myr_registry_create(myr_registry **out, myr_error *err) {
+  *out = myr__calloc(1, sizeof **out);
+  if (!*out)
+    return myr_error_set(err, MYR_ENOMEM, "out of memory creating a model registry");
+  return MYR_OK;
+}
+
+void myr_registry_destroy(myr_registry *reg) {
+  if (!reg)
+    return;
+  myr__free(reg->added);
+  myr__free(reg);
+}
+
+static int valid_name(const char *name) {
+  size_t n = name ? strlen(name) : 0;
+  if (n == 0 || n > MYR_FAMILY_NAME_MAX)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+      return 0;
+  }
+  return 1;
+}
+
+int myr_registry_add(myr_registry *reg, const myr_model_family *f, myr_error *err) {
+  if (!reg || !f)
+    return myr_error_set(err, MYR_EINVAL, "no registry or family given");
+  if (f->abi_version != MYR_MODEL_ABI_VERSION)
+    return myr_error_set(err, MYR_EUNSUPPORTED,
+                         "model family built for ABI version %u; this myriad speaks %u",
+                         f->abi_version, MYR_MODEL_ABI_VERSION);
+  if (!valid_name(f->name))
+    return myr_error_set(err, MYR_EINVAL,
+                         "model family name '%s' is invalid: use 1-%d characters of a-z, 0-9, _",
+                         f->name ? f->name : "", MYR_FAMILY_NAME_MAX);
+  if (!f->params_init || !f->params_set || !f->params_format || !f->fit || !f->predict ||
+      !f->encoded_size || !f->encode || !f->decode)
+    return myr_error_set(err, MYR_EINVAL, "model family '%s' lacks a required function",
+                         f->name);
+  if (myr_registry_find(reg, f->name))
+    return myr_error_set(err, MYR_EINVAL, "a model family named '%s' is already registered",
+                         f->name);
+  if (reg->n_added == reg->cap) {
+    size_t cap = reg->cap ? reg->cap * 2 : 4;
+    const myr_model_family **p = myr__reallocarray(reg->added, cap, sizeof *p);
+    if (!p)
+      return myr_error_set(err, MYR_ENOMEM, "out of memory registering '%s'", f->name);
+    reg->added = p;
+    reg->cap = cap;
+  }
+  reg->added[reg->n_added++] = f;
+  return MYR_OK;
+}
+
+size_t myr_registry_count(const myr_registry *reg) {
+  return N_BUILTINS + (reg ? reg->n_added : 0);
+}
+
+const myr_model_family *myr_registry_at(const myr_registry *reg, size_t i) {
+  if (i < N_BUILTINS)
+    return builtins[i];
+  i -= N_BUILTINS;
+  return reg && i < reg->n_added ? reg->added[i] : NULL;
+}
+
+const myr_model_family *myr_registry_find(const myr_registry *reg, const char *name) {
+  size_t n = myr_registry_count(reg);
+  for (size_t i = 0; i < n; i++) {
+    const myr_model_family *f = myr_registry_at(reg, i);
+    if (strcmp(f->name, name) == 0)
+      return f;
+  }
+  return NULL;
+}
