@@ -5,15 +5,15 @@
 set -euo pipefail
 CLI=${1:-build/release/myriad}
 DIR=${2:-demo}
-GROUPS=${3:-100000}
+NGROUPS=${3:-100000}
 ROWS=${4:-50}
 mkdir -p "$DIR"
 DATA="$DIR/data.csv"
 STORE="$DIR/models.db"
 
-echo "== 1. generate $GROUPS groups x $ROWS rows x 8 features"
+echo "== 1. generate $NGROUPS groups x $ROWS rows x 8 features"
 if [ ! -s "$DATA" ] || [ "${MYR_DEMO_REGEN:-0}" = 1 ]; then
-  "$CLI" gen --groups "$GROUPS" --rows "$ROWS" --features 8 --noise 0.3 --seed 1 --out "$DATA"
+  "$CLI" gen --groups "$NGROUPS" --rows "$ROWS" --features 8 --noise 0.3 --seed 1 --out "$DATA"
 else
   echo "   reusing $DATA (MYR_DEMO_REGEN=1 to regenerate)"
 fi

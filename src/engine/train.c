@@ -295,8 +295,9 @@ static int choose_features(run *r, const myr__batch *first, myr_error *err) {
       p++;
     }
   } else {
-    /* Every column that is not a key or the label and whose values in the first batch
-       are all numbers or missing, with at least one number. */
+    /* Every column that is not a key or the label and whose non-missing values in the
+       first batch are mostly numbers: a few stray values then become non_numeric skips
+       instead of silently dropping the whole feature. */
     r->feat_col = myr__calloc(r->n_cols, sizeof *r->feat_col);
     r->feat_name = myr__calloc(r->n_cols, sizeof *r->feat_name);
     if (!r->feat_col || !r->feat_name)
@@ -309,7 +310,7 @@ static int choose_features(run *r, const myr__batch *first, myr_error *err) {
         continue;
       const myr__column *col = &first->columns[c];
       size_t numbers = 0, bad = 0;
-      for (size_t i = 0; i < first->n_rows && !bad; i++) {
+      for (size_t i = 0; i < first->n_rows; i++) {
         if (first->skip && first->skip[i])
           continue;
         double v;
@@ -321,7 +322,7 @@ static int choose_features(run *r, const myr__batch *first, myr_error *err) {
         else if (k == MYR__NUM_BAD)
           bad++;
       }
-      if (numbers && !bad) {
+      if (numbers > bad) {
         r->feat_col[p] = c;
         r->feat_name[p] = myr__csv_column_name(r->csv, c);
         p++;
@@ -510,6 +511,8 @@ static int ingest(run *r, myr_error *err) {
 
   const myr__batch *b = NULL;
   MYR_RETURN_NOT_OK(myr__csv_next(r->csv, &b, err));
+  if (!b)
+    return myr_error_set(err, MYR_ENODATA, "%s: no data rows after the header", o->input);
   MYR_RETURN_NOT_OK(choose_features(r, b, err));
 
   myr__buf keybuf;

@@ -80,13 +80,26 @@ static void csv_field(const char *s) {
   putchar('"');
 }
 
-/* {"r2":0.9,"rmse":0.1} -> r2=0.9 rmse=0.1 (our own flat metrics objects). */
-static void metrics_text(const char *json, char *out, size_t cap) {
+/* {"r2":0.9,"rmse":0.1} -> r2=0.9 rmse=0.1 (our own flat metrics objects); with short
+   set, numbers are rounded to 4 significant digits for tables. */
+static void metrics_text(const char *json, int short_numbers, char *out, size_t cap) {
   size_t o = 0;
   for (const char *p = json; *p && o + 1 < cap; p++) {
     char c = *p;
     if (c == '{' || c == '}' || c == '"')
       continue;
+    if (short_numbers && p > json && p[-1] == ':') {
+      char *end;
+      double v = strtod(p, &end);
+      if (end > p) {
+        int w = snprintf(out + o, cap - o, "%.4g", v);
+        if (w < 0 || (size_t)w >= cap - o)
+          break;
+        o += (size_t)w;
+        p = end - 1;
+        continue;
+      }
+    }
     out[o++] = c == ':' ? '=' : c == ',' ? ' ' : c;
   }
   out[o] = '\0';
@@ -95,7 +108,8 @@ static void metrics_text(const char *json, char *out, size_t cap) {
 static int print_record(void *ud, const myr_model_record *m) {
   out_state *st = ud;
   char metrics[256];
-  metrics_text(m->metrics_json ? m->metrics_json : "", metrics, sizeof metrics);
+  metrics_text(m->metrics_json ? m->metrics_json : "", st->format == FMT_TABLE, metrics,
+               sizeof metrics);
   myr_error err = {0};
   if (st->format == FMT_JSON) {
     printf("%s{", st->n ? ",\n " : "[");
