@@ -50,7 +50,8 @@ int myr__is_missing(const char *s, size_t len) {
 }
 
 int myr__parse_double(const char *s, size_t len, double *out) {
-  trim(&s, &len);
+  if (len && (s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' || s[len - 1] == '\t'))
+    trim(&s, &len);
   if (len == 0)
     return MYR__NUM_MISSING;
   const char *p = s, *end = s + len;
@@ -59,38 +60,22 @@ int myr__parse_double(const char *s, size_t len, double *out) {
     neg = *p == '-';
     p++;
   }
+  /* Accumulate every digit; m is exact while there are at most 19 of them (leading
+     zeros included, which is conservative). */
   uint64_t m = 0;
-  int digits = 0, frac_digits = 0, any = 0;
-  while (p < end && (unsigned)(*p - '0') < 10) {
-    if (digits < 19) {
-      m = m * 10 + (uint64_t)(*p - '0');
-      if (m)
-        digits++;
-    } else {
-      digits = 99; /* too many significant digits for the fast path */
-    }
-    any = 1;
-    p++;
-  }
+  const char *d0 = p;
+  while (p < end && (unsigned)(*p - '0') < 10)
+    m = m * 10 + (uint64_t)(*p++ - '0');
+  size_t n_int = (size_t)(p - d0), n_frac = 0;
   if (p < end && *p == '.') {
-    p++;
-    while (p < end && (unsigned)(*p - '0') < 10) {
-      if (digits < 19) {
-        m = m * 10 + (uint64_t)(*p - '0');
-        if (m)
-          digits++;
-        frac_digits++;
-      } else {
-        digits = 99;
-      }
-      any = 1;
-      p++;
-    }
+    const char *f0 = ++p;
+    while (p < end && (unsigned)(*p - '0') < 10)
+      m = m * 10 + (uint64_t)(*p++ - '0');
+    n_frac = (size_t)(p - f0);
   }
-  if (!any) {
+  if (n_int + n_frac == 0) {
     /* Not a decimal: a missing token, infinity, or junk. */
-    size_t n = (size_t)(end - s);
-    if (myr__is_missing(s, n))
+    if (myr__is_missing(s, len))
       return MYR__NUM_MISSING;
     const char *w = s + (s[0] == '-' || s[0] == '+');
     size_t wn = (size_t)(end - w);
@@ -118,8 +103,8 @@ int myr__parse_double(const char *s, size_t len, double *out) {
   }
   if (p != end)
     return MYR__NUM_BAD;
-  int e = exp10 - frac_digits;
-  if (digits <= 19 && m < (1ULL << 53) && e >= -22 && e <= 22) {
+  long e = (long)exp10 - (long)n_frac;
+  if (n_int + n_frac <= 19 && m < (1ULL << 53) && e >= -22 && e <= 22) {
     double v = (double)m;
     v = e < 0 ? v / pow10_tab[-e] : v * pow10_tab[e];
     *out = neg ? -v : v;
