@@ -9,7 +9,7 @@ DEMO_GROUPS ?= 100000
 DEMO_ROWS ?= 50
 PYTHON    := .venv/bin/python
 
-.PHONY: all deps build build-asan demo test test-c test-asan test-python bench fuzz clean help
+.PHONY: all deps build build-asan demo test test-c test-asan test-python bench fuzz lint checksrc clean help
 
 all: build
 
@@ -43,7 +43,8 @@ test-asan: build-asan
 test-python: build
 	MYR_CLI=$(abspath $(CLI)) $(PYTHON) -m pytest -q tests/integration tests/python
 
-test: test-c test-asan test-python
+test: checksrc test-c test-asan test-python
+	@echo "make test: all tests passed"
 
 bench: build
 	MYR_CLI=$(abspath $(CLI)) $(PYTHON) bench/linear_vs_sklearn.py
@@ -51,6 +52,14 @@ bench: build
 fuzz: deps
 	@cmake --preset fuzz >/dev/null
 	@cmake --build --preset fuzz -j $(JOBS)
+
+checksrc:
+	@scripts/checksrc.sh
+
+# Static analysis beyond the compiler's warnings (cppcheck from Debian's packages).
+lint: checksrc build
+	cppcheck -q --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
+	  --inline-suppr --suppress=missingIncludeSystem -I include -I src src tools
 
 clean:
 	rm -rf build $(DEMO_DIR)

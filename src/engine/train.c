@@ -2,12 +2,7 @@
 /*
  * The training run: ingest -> group -> fit -> store -> publish.
  *
- * 1. Ingest streams batches from the source. Each row is either rejected with a counted
- *    reason or has its key interned (dense group id) and its label and features appended
- *    to a list of fixed-size row chunks.
- * 2. Grouping is a stable counting sort: per-group offsets from the key table's counts,
- *    then each chunk is scattered into one contiguous row-major matrix and freed at once,
- *    so the rows are held about once, not twice.
+ * 1-2. Ingest and grouping (ingest.c) leave every group's rows contiguous.
  * 3. Groups are ordered largest first and fitted by the pool; each worker owns an arena
  *    reset after every group. A finished group is published to a completion list
  *    (slot claimed with fetch-add, then a release flag) that the calling thread drains in
@@ -31,566 +26,42 @@
 #include "core/buf.h"
 #include "core/hash.h"
 #include "core/pool.h"
-#include "engine/keys.h"
-#include "io/csv.h"
-#include "io/number.h"
+#include "engine/train_int.h"
 #include "myriad/blob.h"
 #include "myriad/store.h"
 #include "store/blob.h"
 
-#define CHUNK_ROWS 65536
-
-static const char *const skip_names[MYR_SKIP__COUNT] = {
-    "field_count",     "bad_quoting",  "nul_byte",    "blank_line",
-    "missing_key",     "invalid_key",  "missing_label", "missing_feature",
-    "non_numeric",     "non_finite",   "group_failed"};
+const char *const myr__skip_names[MYR_SKIP__COUNT] = {
+    "field_count", "bad_quoting",   "nul_byte",        "blank_line",
+    "missing_key", "invalid_key",   "missing_label",   "missing_feature",
+    "non_numeric", "non_finite",    "group_failed"};
 
 static const char *const failure_names[MYR_FAIL__COUNT] = {"too_few_rows", "model_error",
                                                            "out_of_memory"};
 
 const char *myr_skip_reason_name(int r) {
-  return r >= 0 && r < MYR_SKIP__COUNT ? skip_names[r] : "unknown";
+  return r >= 0 && r < MYR_SKIP__COUNT ? myr__skip_names[r] : "unknown";
 }
 
 const char *myr_group_failure_name(int f) {
   return f >= 0 && f < MYR_FAIL__COUNT ? failure_names[f] : "unknown";
 }
 
-static double now_seconds(void) {
+double myr__now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* ------------------------------------------------------------------ row chunks */
-
-typedef struct row_chunk {
-  struct row_chunk *next; /* next chunk in input order */
-  size_t n;               /* rows used */
-  uint32_t *gid;          /* CHUNK_ROWS group ids */
-  double *y;              /* CHUNK_ROWS labels */
-  double *x;              /* CHUNK_ROWS * p features */
-} row_chunk;
-
-static row_chunk *chunk_new(size_t p) {
-  size_t bytes = sizeof(row_chunk) + CHUNK_ROWS * (sizeof(uint32_t) + sizeof(double) * (1 + p));
-  row_chunk *c = myr__malloc(bytes);
-  if (!c)
-    return NULL;
-  c->next = NULL;
-  c->n = 0;
-  c->y = (double *)(void *)(c + 1);
-  c->x = c->y + CHUNK_ROWS;
-  c->gid = (uint32_t *)(void *)(c->x + (size_t)CHUNK_ROWS * p);
-  return c;
-}
-
-/* ------------------------------------------------------------------ run state */
-
-enum { RES_OK = 0, RES_FAILED = 1, RES_ABORTED = 2 };
-enum { M_R2, M_RMSE, M_MAE, M_TRAIN_R2, M_TRAIN_RMSE, M__COUNT };
-
-typedef struct result {
-  unsigned char *blob; /* encoded model (RES_OK), owned until drained */
-  char *message;       /* failure message (RES_FAILED), owned until drained */
-  size_t blob_len;
-  uint32_t n_train;    /* rows fitted */
-  uint32_t n_hold;     /* rows held out */
-  uint8_t status;      /* RES_* */
-  uint8_t failure;     /* myr_group_failure when RES_FAILED */
-  double metric[M__COUNT];
-} result;
-
-typedef struct worker {
-  myr__arena arena; /* scratch for one group at a time */
-} worker;
-
-typedef struct run {
-  const myr_train_options *opt;
-  myr_train_summary *sum;
-  const myr_model_family *family;
-  void *params;           /* family params, params_size bytes */
-  size_t need_rows;       /* fewest rows a group must have */
-  uint64_t schema_hash;   /* of the feature names */
-
-  /* input */
-  myr__csv *csv;
-  size_t n_cols;          /* columns in the source */
-  size_t *key_col;        /* n_keys source column indexes */
-  size_t label_col;
-  size_t *feat_col;       /* p source column indexes */
-  const char **feat_name; /* p names (borrowed from the source or options) */
-  size_t p;               /* features */
-
-  /* grouping */
-  myr__keytab keys;
-  row_chunk *head, *tail; /* rows in input order */
-  uint64_t n_used_rows;   /* rows appended to chunks */
-  uint64_t *offset;       /* per group: first row in x/y; n_groups + 1 entries */
-  double *x;              /* grouped rows, row-major */
-  double *y;
-  uint32_t *order;        /* groups, largest first */
-
-  /* training */
-  myr__pool *pool;
-  worker *workers;
-  result *results;        /* per task */
-  uint32_t *done_list;    /* completion order: task indexes */
-  atomic_uchar *ready;    /* done_list[i] is valid */
-  atomic_size_t done_tail;
-  atomic_int abort;       /* stop fitting: tasks complete as RES_ABORTED */
-  atomic_uint_least64_t rows_done;
-} run;
-
-/* ------------------------------------------------------------------ helpers */
-
-static void note_skip(run *r, int reason, uint64_t row, uint64_t line, const char *column,
-                      const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 6, 7)))
-#endif
-    ;
-
-static void note_skip(run *r, int reason, uint64_t row, uint64_t line, const char *column,
-                      const char *fmt, ...) {
-  myr_train_summary *s = r->sum;
-  s->skipped[reason]++;
-  myr_skip_example *ex = &s->skip_example[reason];
-  if (ex->row)
-    return;
-  ex->row = row;
-  ex->line = line;
-  snprintf(ex->column, sizeof ex->column, "%s", column ? column : "");
-  if (fmt) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(ex->detail, sizeof ex->detail, fmt, ap);
-    va_end(ap);
-  }
-}
-
-static int find_column(run *r, const char *name, size_t *out) {
-  for (size_t i = 0; i < r->n_cols; i++)
-    if (strcmp(myr__csv_column_name(r->csv, i), name) == 0) {
-      *out = i;
-      return 1;
-    }
-  return 0;
-}
-
-static void list_columns(run *r, char *out, size_t cap) {
-  size_t pos = 0;
-  out[0] = '\0';
-  for (size_t i = 0; i < r->n_cols && pos + 4 < cap; i++) {
-    int w = snprintf(out + pos, cap - pos, "%s%s", i ? ", " : "",
-                     myr__csv_column_name(r->csv, i));
-    if (w < 0 || (size_t)w >= cap - pos) {
-      snprintf(out + (cap > 4 ? cap - 4 : 0), 4, "...");
-      break;
-    }
-    pos += (size_t)w;
-  }
-}
-
-/* Valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-static int utf8_valid(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return 0;
-    }
-    if (n - i < len)
-      return 0;
-    for (size_t k = 1; k < len; k++) {
-      if ((s[i + k] & 0xc0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-      return 0;
-    i += len;
-  }
-  return 1;
-}
-
-/* A cell as a number: MYR__NUM_* */
-static int cell_number(const myr__column *c, size_t i, double *out, const char **text,
-                       size_t *text_len) {
-  *text = "";
-  *text_len = 0;
-  if (!myr__batch_valid(c->validity, i))
-    return MYR__NUM_MISSING;
-  switch (c->kind) {
-  case MYR__COL_F64:
-    *out = c->f64[i];
-    if (isnan(*out))
-      return MYR__NUM_MISSING;
-    return isfinite(*out) ? MYR__NUM_OK : MYR__NUM_INF;
-  case MYR__COL_I64:
-    *out = (double)c->i64[i];
-    return MYR__NUM_OK;
-  case MYR__COL_TEXT:
-    *text = c->text + c->text_off[i];
-    *text_len = c->text_len[i];
-    return myr__parse_double(*text, *text_len, out);
-  default:
-    return MYR__NUM_BAD;
-  }
-}
-
-static void show_value(char *out, size_t cap, const char *t, size_t n) {
-  size_t shown = n > 40 ? 40 : n;
-  snprintf(out, cap, "value '%.*s'%s", (int)shown, t, n > shown ? "..." : "");
-}
-
-/* ------------------------------------------------------------------ ingest */
-
-static int choose_features(run *r, const myr__batch *first, myr_error *err) {
-  const myr_train_options *o = r->opt;
-  size_t p = 0;
-  if (o->features && o->n_features) {
-    r->feat_col = myr__calloc(o->n_features, sizeof *r->feat_col);
-    r->feat_name = myr__calloc(o->n_features, sizeof *r->feat_name);
-    if (!r->feat_col || !r->feat_name)
-      return myr_error_set(err, MYR_ENOMEM, "out of memory");
-    for (size_t f = 0; f < o->n_features; f++) {
-      size_t c;
-      if (!find_column(r, o->features[f], &c)) {
-        char cols[512];
-        list_columns(r, cols, sizeof cols);
-        return myr_error_set(err, MYR_ENOTFOUND,
-                             "%s: no feature column '%s' (columns: %s)", o->input,
-                             o->features[f], cols);
-      }
-      if (c == r->label_col)
-        return myr_error_set(err, MYR_EINVAL, "column '%s' is both the label and a feature",
-                             o->features[f]);
-      for (size_t k = 0; k < o->n_keys; k++)
-        if (r->key_col[k] == c)
-          return myr_error_set(err, MYR_EINVAL, "column '%s' is both a key and a feature",
-                               o->features[f]);
-      for (size_t g = 0; g < p; g++)
-        if (r->feat_col[g] == c)
-          return myr_error_set(err, MYR_EINVAL, "feature '%s' is listed twice",
-                               o->features[f]);
-      r->feat_col[p] = c;
-      r->feat_name[p] = myr__csv_column_name(r->csv, c);
-      p++;
-    }
-  } else {
-    /* Every column that is not a key or the label and whose non-missing values in the
-       first batch are mostly numbers: a few stray values then become non_numeric skips
-       instead of silently dropping the whole feature. */
-    r->feat_col = myr__calloc(r->n_cols, sizeof *r->feat_col);
-    r->feat_name = myr__calloc(r->n_cols, sizeof *r->feat_name);
-    if (!r->feat_col || !r->feat_name)
-      return myr_error_set(err, MYR_ENOMEM, "out of memory");
-    for (size_t c = 0; c < r->n_cols; c++) {
-      int skip = c == r->label_col;
-      for (size_t k = 0; k < o->n_keys; k++)
-        skip |= r->key_col[k] == c;
-      if (skip || !first)
-        continue;
-      const myr__column *col = &first->columns[c];
-      size_t numbers = 0, bad = 0;
-      for (size_t i = 0; i < first->n_rows; i++) {
-        if (first->skip && first->skip[i])
-          continue;
-        double v;
-        const char *t;
-        size_t tl;
-        int k = cell_number(col, i, &v, &t, &tl);
-        if (k == MYR__NUM_OK || k == MYR__NUM_INF)
-          numbers++;
-        else if (k == MYR__NUM_BAD)
-          bad++;
-      }
-      if (numbers > bad) {
-        r->feat_col[p] = c;
-        r->feat_name[p] = myr__csv_column_name(r->csv, c);
-        p++;
-      }
-    }
-    if (p == 0)
-      return myr_error_set(err, MYR_EINVAL,
-                           "%s: no numeric feature columns besides the keys and the label; "
-                           "name them with --features",
-                           o->input);
-  }
-  r->p = p;
-  r->sum->n_features = p;
-  r->schema_hash = myr_feature_schema_hash(r->feat_name, p);
-  /* From now on read only the columns we use. */
-  unsigned char *want = myr__calloc(r->n_cols, 1);
-  if (!want)
-    return myr_error_set(err, MYR_ENOMEM, "out of memory");
-  for (size_t k = 0; k < o->n_keys; k++)
-    want[r->key_col[k]] = 1;
-  want[r->label_col] = 1;
-  for (size_t f = 0; f < p; f++)
-    want[r->feat_col[f]] = 1;
-  int rc = myr__csv_select(r->csv, want, err);
-  myr__free(want);
-  return rc;
-}
-
-static int ingest_batch(run *r, const myr__batch *b, myr__buf *keybuf, double *xrow,
-                        myr_error *err) {
-  const myr_train_options *o = r->opt;
-  myr_train_summary *s = r->sum;
-  for (size_t i = 0; i < b->n_rows; i++) {
-    uint64_t row = b->first_row + i + 1;
-    uint64_t line = b->line ? b->line[i] : 0;
-    s->rows_total++;
-    if (b->skip && b->skip[i]) {
-      int reason = b->skip[i] - 1;
-      uint32_t arg = b->skip_arg ? b->skip_arg[i] : 0;
-      const char *col = NULL;
-      if (reason != MYR_SKIP_FIELD_COUNT && arg >= 1 && arg <= r->n_cols)
-        col = myr__csv_column_name(r->csv, arg - 1);
-      if (reason == MYR_SKIP_FIELD_COUNT)
-        note_skip(r, reason, row, line, NULL, "expected %zu fields, got %u", r->n_cols, arg);
-      else
-        note_skip(r, reason, row, line, col, NULL);
-      continue;
-    }
-    /* keys */
-    myr__buf_reset(keybuf);
-    int bad = 0;
-    for (size_t k = 0; k < o->n_keys && !bad; k++) {
-      const myr__column *c = &b->columns[r->key_col[k]];
-      const char *name = o->keys[k];
-      char num[32];
-      const char *t = NULL;
-      size_t tl = 0;
-      if (!myr__batch_valid(c->validity, i)) {
-        bad = 1;
-      } else if (c->kind == MYR__COL_TEXT) {
-        t = c->text + c->text_off[i];
-        tl = c->text_len[i];
-        if (myr__is_missing(t, tl))
-          bad = 1;
-      } else if (c->kind == MYR__COL_I64) {
-        int w = snprintf(num, sizeof num, "%lld", (long long)c->i64[i]);
-        t = num;
-        tl = (size_t)w;
-      } else {
-        return myr_error_set(err, MYR_EUNSUPPORTED, "key column '%s' has an unsupported type",
-                             name);
-      }
-      if (bad) {
-        note_skip(r, MYR_SKIP_MISSING_KEY, row, line, name, NULL);
-        break;
-      }
-      if (!utf8_valid((const unsigned char *)t, tl)) {
-        note_skip(r, MYR_SKIP_INVALID_KEY, row, line, name, "key is not valid UTF-8");
-        bad = 1;
-        break;
-      }
-      unsigned char len4[4] = {(unsigned char)tl, (unsigned char)(tl >> 8),
-                               (unsigned char)(tl >> 16), (unsigned char)(tl >> 24)};
-      myr__buf_append(keybuf, len4, 4);
-      myr__buf_append(keybuf, t, tl);
-    }
-    if (bad)
-      continue;
-    if (keybuf->failed)
-      return myr_error_set(err, MYR_ENOMEM, "out of memory encoding keys");
-    /* label */
-    double yv;
-    const char *t;
-    size_t tl;
-    char detail[80];
-    int k = cell_number(&b->columns[r->label_col], i, &yv, &t, &tl);
-    if (k != MYR__NUM_OK) {
-      show_value(detail, sizeof detail, t, tl);
-      int reason = k == MYR__NUM_MISSING ? MYR_SKIP_MISSING_LABEL
-                   : k == MYR__NUM_INF   ? MYR_SKIP_NON_FINITE
-                                         : MYR_SKIP_NON_NUMERIC;
-      note_skip(r, reason, row, line, o->label, "%s", reason == MYR_SKIP_MISSING_LABEL ? "" : detail);
-      continue;
-    }
-    /* features */
-    for (size_t f = 0; f < r->p; f++) {
-      k = cell_number(&b->columns[r->feat_col[f]], i, &xrow[f], &t, &tl);
-      if (k != MYR__NUM_OK) {
-        show_value(detail, sizeof detail, t, tl);
-        int reason = k == MYR__NUM_MISSING ? MYR_SKIP_MISSING_FEATURE
-                     : k == MYR__NUM_INF   ? MYR_SKIP_NON_FINITE
-                                           : MYR_SKIP_NON_NUMERIC;
-        note_skip(r, reason, row, line, r->feat_name[f], "%s",
-                  reason == MYR_SKIP_MISSING_FEATURE ? "" : detail);
-        bad = 1;
-        break;
-      }
-    }
-    if (bad)
-      continue;
-    uint32_t gid;
-    const unsigned char *enc = (const unsigned char *)keybuf->data;
-    MYR_RETURN_NOT_OK(myr__keytab_intern(&r->keys, enc, keybuf->len,
-                                         myr__key_hash(enc, keybuf->len), &gid, err));
-    if (!r->tail || r->tail->n == CHUNK_ROWS) {
-      row_chunk *c = chunk_new(r->p);
-      if (!c)
-        return myr_error_set(err, MYR_ENOMEM, "out of memory holding %llu rows",
-                             (unsigned long long)r->n_used_rows);
-      if (r->tail)
-        r->tail->next = c;
-      else
-        r->head = c;
-      r->tail = c;
-    }
-    row_chunk *c = r->tail;
-    c->gid[c->n] = gid;
-    c->y[c->n] = yv;
-    memcpy(c->x + c->n * r->p, xrow, r->p * sizeof(double));
-    c->n++;
-    r->n_used_rows++;
-  }
-  return MYR_OK;
-}
-
-static void report(run *r, myr_progress *pr, double *last, double t0, int force) {
+void myr__report(run *r, myr_progress *pr, double *last, double t0, int force) {
   if (!r->opt->progress)
     return;
-  double t = now_seconds();
+  double t = myr__now();
   if (!force && t - *last < 0.1)
     return;
   *last = t;
   pr->seconds = t - t0;
   r->opt->progress(r->opt->progress_ud, pr);
-}
-
-static int ingest(run *r, myr_error *err) {
-  const myr_train_options *o = r->opt;
-  myr__csv_options copt = {0};
-  copt.delimiter = o->delimiter;
-  MYR_RETURN_NOT_OK(myr__csv_open(o->input, &copt, &r->csv, err));
-  r->n_cols = myr__csv_n_columns(r->csv);
-  r->key_col = myr__calloc(o->n_keys, sizeof *r->key_col);
-  if (!r->key_col)
-    return myr_error_set(err, MYR_ENOMEM, "out of memory");
-  char cols[512];
-  for (size_t k = 0; k < o->n_keys; k++) {
-    if (!find_column(r, o->keys[k], &r->key_col[k])) {
-      list_columns(r, cols, sizeof cols);
-      return myr_error_set(err, MYR_ENOTFOUND, "%s: no key column '%s' (columns: %s)",
-                           o->input, o->keys[k], cols);
-    }
-    for (size_t j = 0; j < k; j++)
-      if (r->key_col[j] == r->key_col[k])
-        return myr_error_set(err, MYR_EINVAL, "key column '%s' is listed twice", o->keys[k]);
-  }
-  if (!find_column(r, o->label, &r->label_col)) {
-    list_columns(r, cols, sizeof cols);
-    return myr_error_set(err, MYR_ENOTFOUND, "%s: no label column '%s' (columns: %s)",
-                         o->input, o->label, cols);
-  }
-  for (size_t k = 0; k < o->n_keys; k++)
-    if (r->key_col[k] == r->label_col)
-      return myr_error_set(err, MYR_EINVAL, "column '%s' is both a key and the label",
-                           o->label);
-
-  const myr__batch *b = NULL;
-  MYR_RETURN_NOT_OK(myr__csv_next(r->csv, &b, err));
-  if (!b)
-    return myr_error_set(err, MYR_ENODATA, "%s: no data rows after the header", o->input);
-  MYR_RETURN_NOT_OK(choose_features(r, b, err));
-
-  myr__buf keybuf;
-  myr__buf_init(&keybuf);
-  double *xrow = myr__calloc(r->p, sizeof *xrow);
-  int rc = xrow ? MYR_OK : myr_error_set(err, MYR_ENOMEM, "out of memory");
-  myr_progress pr = {0};
-  pr.phase = 1;
-  pr.bytes_total = myr__csv_bytes_total(r->csv);
-  double t0 = now_seconds(), last = 0;
-  while (rc == MYR_OK && b) {
-    rc = ingest_batch(r, b, &keybuf, xrow, err);
-    if (rc != MYR_OK)
-      break;
-    if (o->cancel && *o->cancel) {
-      rc = myr_error_set(err, MYR_ECANCELED, "canceled while reading %s", o->input);
-      break;
-    }
-    pr.bytes_done = myr__csv_bytes_read(r->csv);
-    pr.rows_done = r->sum->rows_total;
-    report(r, &pr, &last, t0, 0);
-    rc = myr__csv_next(r->csv, &b, err);
-  }
-  if (rc == MYR_OK) {
-    pr.bytes_done = myr__csv_bytes_read(r->csv);
-    report(r, &pr, &last, t0, 1);
-  }
-  myr__free(xrow);
-  myr__buf_free(&keybuf);
-  return rc;
-}
-
-/* ------------------------------------------------------------------ grouping */
-
-/* Largest group first, ties by first appearance: sort (count, gid) packed in a u64. */
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static int group_rows(run *r, myr_error *err) {
-  size_t g_n = r->keys.n, p = r->p;
-  r->offset = myr__calloc(g_n + 1, sizeof *r->offset);
-  r->order = myr__calloc(g_n, sizeof *r->order);
-  uint64_t *fill = myr__calloc(g_n, sizeof *fill);
-  r->x = myr__reallocarray(NULL, r->n_used_rows * p, sizeof *r->x);
-  r->y = myr__reallocarray(NULL, r->n_used_rows, sizeof *r->y);
-  if (!r->offset || !r->order || !fill || !r->x || !r->y) {
-    myr__free(fill);
-    return myr_error_set(err, MYR_ENOMEM, "out of memory grouping %llu rows into %zu groups",
-                         (unsigned long long)r->n_used_rows, g_n);
-  }
-  for (size_t g = 0; g < g_n; g++) {
-    r->offset[g + 1] = r->offset[g] + r->keys.count[g];
-    fill[g] = r->offset[g];
-  }
-  while (r->head) {
-    row_chunk *c = r->head;
-    for (size_t i = 0; i < c->n; i++) {
-      uint64_t dst = fill[c->gid[i]]++;
-      r->y[dst] = c->y[i];
-      memcpy(r->x + dst * p, c->x + i * p, p * sizeof(double));
-    }
-    r->head = c->next;
-    myr__free(c);
-  }
-  r->tail = NULL;
-  myr__free(fill);
-  uint64_t *packed = myr__calloc(g_n, sizeof *packed);
-  if (!packed)
-    return myr_error_set(err, MYR_ENOMEM, "out of memory ordering %zu groups", g_n);
-  for (size_t g = 0; g < g_n; g++)
-    packed[g] = (uint64_t)(UINT32_MAX - r->keys.count[g]) << 32 | g;
-  qsort(packed, g_n, sizeof *packed, cmp_u64);
-  for (size_t g = 0; g < g_n; g++)
-    r->order[g] = (uint32_t)packed[g];
-  myr__free(packed);
-  return MYR_OK;
 }
 
 /* ------------------------------------------------------------------ fitting */
@@ -616,24 +87,24 @@ static void regression_metrics(const double *y, const double *pred, size_t n, do
   *mae = abs_sum / (double)n;
 }
 
-static void set_failure(result *res, int failure, const char *fmt, ...)
+static void set_failure(myr__result *res, int failure, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 
-static void set_failure(result *res, int failure, const char *fmt, ...) {
+static void set_failure(myr__result *res, int failure, const char *fmt, ...) {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  res->status = RES_FAILED;
+  res->status = MYR__RES_FAILED;
   res->failure = (uint8_t)failure;
   res->message = myr__strdup(msg); /* NULL on OOM: the drain uses the reason name */
 }
 
-static void fit_group(run *r, uint32_t g, worker *w, result *res) {
+static void fit_group(run *r, uint32_t g, myr__worker *w, myr__result *res) {
   const myr_model_family *f = r->family;
   const size_t p = r->p;
   const size_t n = r->keys.count[g];
@@ -710,19 +181,19 @@ static void fit_group(run *r, uint32_t g, worker *w, result *res) {
     set_failure(res, MYR_FAIL_NO_MEMORY, "out of memory scoring %zu rows", n_pred);
     return;
   }
-  for (int m = 0; m < M__COUNT; m++)
+  for (int m = 0; m < MYR__M_COUNT; m++)
     res->metric[m] = NAN;
   if (f->task == MYR_TASK_REGRESSION) {
     double mae;
     rc = f->predict(model, train.x, train.n_rows, p, pred, &err);
     if (rc == MYR_OK)
-      regression_metrics(train.y, pred, train.n_rows, &res->metric[M_TRAIN_R2],
-                         &res->metric[M_TRAIN_RMSE], &mae);
+      regression_metrics(train.y, pred, train.n_rows, &res->metric[MYR__M_TRAIN_R2],
+                         &res->metric[MYR__M_TRAIN_RMSE], &mae);
     if (rc == MYR_OK && n_hold > 0) {
       rc = f->predict(model, xh, n_hold, p, pred, &err);
       if (rc == MYR_OK)
-        regression_metrics(yh, pred, n_hold, &res->metric[M_R2], &res->metric[M_RMSE],
-                           &res->metric[M_MAE]);
+        regression_metrics(yh, pred, n_hold, &res->metric[MYR__M_R2], &res->metric[MYR__M_RMSE],
+                           &res->metric[MYR__M_MAE]);
     }
     if (rc != MYR_OK) {
       set_failure(res, MYR_FAIL_MODEL, "scoring failed: %s", err.message);
@@ -735,18 +206,18 @@ static void fit_group(run *r, uint32_t g, worker *w, result *res) {
                 err.message);
     return;
   }
-  res->status = RES_OK;
+  res->status = MYR__RES_OK;
   res->n_train = (uint32_t)train.n_rows;
   res->n_hold = (uint32_t)n_hold;
 }
 
 static int fit_task(void *ctx, size_t task, unsigned wi) {
   run *r = ctx;
-  result *res = &r->results[task];
+  myr__result *res = &r->results[task];
   uint32_t g = r->order[task];
   if (atomic_load_explicit(&r->abort, memory_order_relaxed) ||
       (r->opt->cancel && *r->opt->cancel)) {
-    res->status = RES_ABORTED;
+    res->status = MYR__RES_ABORTED;
   } else {
     fit_group(r, g, &r->workers[wi], res);
     myr__arena_reset(&r->workers[wi].arena);
@@ -760,12 +231,12 @@ static int fit_task(void *ctx, size_t task, unsigned wi) {
 
 /* ------------------------------------------------------------------ storing */
 
-static void metrics_json(myr__buf *b, const result *res) {
-  static const char *const names[M__COUNT] = {"r2", "rmse", "mae", "train_r2", "train_rmse"};
+static void metrics_json(myr__buf *b, const myr__result *res) {
+  static const char *const names[MYR__M_COUNT] = {"r2", "rmse", "mae", "train_r2", "train_rmse"};
   myr__buf_reset(b);
   myr__buf_puts(b, "{");
   int first = 1;
-  for (int m = 0; m < M__COUNT; m++) {
+  for (int m = 0; m < MYR__M_COUNT; m++) {
     if (isnan(res->metric[m]))
       continue;
     myr__buf_printf(b, "%s\"%s\":", first ? "" : ",", names[m]);
@@ -778,7 +249,7 @@ static void metrics_json(myr__buf *b, const result *res) {
 /* Write one finished group to the store and the summary; frees its buffers. */
 static int drain_one(run *r, myr_store *store, int64_t run_id, size_t task, myr__buf *mj,
                      myr_error *err) {
-  result *res = &r->results[task];
+  myr__result *res = &r->results[task];
   uint32_t g = r->order[task];
   myr_train_summary *s = r->sum;
   size_t klen;
@@ -791,7 +262,7 @@ static int drain_one(run *r, myr_store *store, int64_t run_id, size_t task, myr_
     rc = myr_error_set(err, MYR_EINTERNAL, "key encoding damaged for group %u", g);
     goto done;
   }
-  if (res->status == RES_OK) {
+  if (res->status == MYR__RES_OK) {
     s->groups_trained++;
     s->rows_used += r->keys.count[g];
     if (store) {
@@ -804,7 +275,7 @@ static int drain_one(run *r, myr_store *store, int64_t run_id, size_t task, myr_
                            myr__buf_str(mj), res->blob, res->blob_len};
       rc = myr_store_put_model(store, run_id, &row, err);
     }
-  } else if (res->status == RES_FAILED) {
+  } else if (res->status == MYR__RES_FAILED) {
     s->groups_failed++;
     s->failed[res->failure]++;
     s->skipped[MYR_SKIP_GROUP_FAILED] += r->keys.count[g];
@@ -852,7 +323,7 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
   myr_progress pr = {0};
   pr.phase = 2;
   pr.groups_total = n_tasks;
-  double t0 = now_seconds(), last = 0;
+  double t0 = myr__now(), last = 0;
   int rc = MYR_OK;
   myr__pool_start(r->pool, n_tasks, fit_task, r);
   size_t next = 0;
@@ -882,11 +353,11 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
     }
     pr.groups_done = next;
     pr.rows_done = atomic_load_explicit(&r->rows_done, memory_order_relaxed);
-    report(r, &pr, &last, t0, 0);
+    myr__report(r, &pr, &last, t0, 0);
   }
   myr__pool_wait(r->pool);
   pr.groups_done = next;
-  report(r, &pr, &last, t0, 1);
+  myr__report(r, &pr, &last, t0, 1);
   myr__buf_free(&mj);
   return rc;
 }
@@ -975,7 +446,7 @@ static void summary_json(const myr_train_summary *s, myr__buf *b) {
     const myr_skip_example *ex = &s->skip_example[i];
     myr__buf_printf(b, "%s\"%s\":{\"rows\":%llu,\"first_row\":%llu,\"first_line\":%llu,"
                     "\"column\":",
-                    first ? "" : ",", skip_names[i], (unsigned long long)s->skipped[i],
+                    first ? "" : ",", myr__skip_names[i], (unsigned long long)s->skipped[i],
                     (unsigned long long)ex->row, (unsigned long long)ex->line);
     myr__buf_json_str(b, ex->column, strlen(ex->column));
     myr__buf_puts(b, ",\"detail\":");
@@ -1028,10 +499,10 @@ static int validate(const myr_train_options *o, myr_error *err) {
 }
 
 int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_error *err) {
-  myr_train_summary local;
+  myr_train_summary local = {0};
   myr_train_summary *s = summary_out ? summary_out : &local;
   memset(s, 0, sizeof *s);
-  double t_start = now_seconds();
+  double t_start = myr__now();
   MYR_RETURN_NOT_OK(validate(opt, err));
 
   run r;
@@ -1066,8 +537,15 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
   if ((rc = parse_params(&r, err)) != MYR_OK)
     goto done;
 
+  if ((rc = myr__pool_create(opt->n_threads, &r.pool, err)) != MYR_OK)
+    goto done;
+  s->n_threads = myr__pool_size(r.pool);
+  /* Open the store first so that a bad path fails before a long read. */
+  if (opt->store && (rc = myr_store_open(opt->store, 0, &store, err)) != MYR_OK)
+    goto done;
+
   /* 1. read and group */
-  if ((rc = ingest(&r, err)) != MYR_OK)
+  if ((rc = myr__ingest(&r, err)) != MYR_OK)
     goto done;
   size_t fam_min = r.family->min_rows ? r.family->min_rows(r.params, r.p) : 1;
   r.need_rows = opt->min_rows > fam_min ? opt->min_rows : fam_min;
@@ -1084,15 +562,12 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
                        opt->input, (unsigned long long)s->rows_total);
     goto done;
   }
-  if ((rc = group_rows(&r, err)) != MYR_OK)
+  if ((rc = myr__group_rows(&r, err)) != MYR_OK)
     goto done;
-  s->seconds_read = now_seconds() - t_start;
+  s->seconds_read = myr__now() - t_start;
 
   /* 2. fit and store */
-  double t_train = now_seconds();
-  if ((rc = myr__pool_create(opt->n_threads, &r.pool, err)) != MYR_OK)
-    goto done;
-  s->n_threads = myr__pool_size(r.pool);
+  double t_train = myr__now();
   char params[512];
   r.family->params_format(r.params, params, sizeof params);
   spec_json(&r, &spec, params);
@@ -1100,9 +575,7 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
     rc = myr_error_set(err, MYR_ENOMEM, "out of memory");
     goto done;
   }
-  if (opt->store) {
-    if ((rc = myr_store_open(opt->store, 0, &store, err)) != MYR_OK)
-      goto done;
+  if (store) {
     myr_run_spec rs = {opt->keys, opt->n_keys, r.family->name, myr__buf_str(&spec), opt->seed};
     if ((rc = myr_store_run_begin(store, &rs, &run_id, err)) != MYR_OK)
       goto done;
@@ -1110,13 +583,13 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
   }
   rc = train_groups(&r, store, run_id, err);
   s->rows_skipped = s->rows_total - s->rows_used;
-  s->seconds_train = now_seconds() - t_train;
+  s->seconds_train = myr__now() - t_train;
   if (rc != MYR_OK)
     goto done;
 
   /* 3. publish */
   if (store) {
-    double t_pub = now_seconds();
+    double t_pub = myr__now();
     if (opt->progress) {
       myr_progress pr = {0};
       pr.phase = 3;
@@ -1129,7 +602,7 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
       goto done;
     }
     rc = myr_store_run_publish(store, run_id, myr__buf_str(&sj), err);
-    s->seconds_publish = now_seconds() - t_pub;
+    s->seconds_publish = myr__now() - t_pub;
   }
 
 done:
@@ -1152,23 +625,10 @@ done:
   myr__free(r.results);
   myr__free(r.done_list);
   myr__free((void *)r.ready);
-  while (r.head) {
-    row_chunk *c = r.head;
-    r.head = c->next;
-    myr__free(c);
-  }
-  myr__free(r.offset);
-  myr__free(r.order);
-  myr__free(r.x);
-  myr__free(r.y);
-  myr__keytab_free(&r.keys);
-  myr__free(r.key_col);
-  myr__free(r.feat_col);
-  myr__free(r.feat_name);
+  myr__ingest_free(&r);
   myr__free(r.params);
-  myr__csv_close(r.csv);
   myr__buf_free(&spec);
   myr__buf_free(&sj);
-  s->seconds_total = now_seconds() - t_start;
+  s->seconds_total = myr__now() - t_start;
   return rc;
 }

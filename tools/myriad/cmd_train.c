@@ -126,7 +126,8 @@ static void print_summary(const myr_train_options *o, const myr_train_summary *s
     if (!s->skipped[i])
       continue;
     const myr_skip_example *ex = &s->skip_example[i];
-    printf("           %-16s %10s", myr_skip_reason_name(i), cli_grouped(s->skipped[i], a, sizeof a));
+    printf("           %-16s %10s", myr_skip_reason_name(i),
+           cli_grouped(s->skipped[i], a, sizeof a));
     if (i == MYR_SKIP_GROUP_FAILED) {
       printf("  (rows of the failed groups)\n");
       continue;

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * State of one training run, shared by ingest.c (read, parse, group) and train.c (fit,
+ * store, publish). One `run` lives on myr_train()'s stack for the duration of the call.
+ */
+#ifndef MYRIAD_ENGINE_TRAIN_INT_H
+#define MYRIAD_ENGINE_TRAIN_INT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/pool.h"
+#include "engine/keys.h"
+#include "io/csv.h"
+#include "myriad/train.h"
+
+#define MYR__CHUNK_ROWS 65536
+
+/* Rows that passed parsing, in input order, before grouping. */
+typedef struct myr__row_chunk {
+  struct myr__row_chunk *next; /* next chunk in input order */
+  size_t n;                    /* rows used */
+  uint32_t *gid;               /* MYR__CHUNK_ROWS group ids */
+  double *y;                   /* MYR__CHUNK_ROWS labels */
+  double *x;                   /* MYR__CHUNK_ROWS * p features */
+} myr__row_chunk;
+
+enum { MYR__RES_OK = 0, MYR__RES_FAILED = 1, MYR__RES_ABORTED = 2 };
+enum { MYR__M_R2, MYR__M_RMSE, MYR__M_MAE, MYR__M_TRAIN_R2, MYR__M_TRAIN_RMSE, MYR__M_COUNT };
+
+/* One group's outcome, written by a worker, drained by the calling thread. */
+typedef struct myr__result {
+  unsigned char *blob; /* encoded model (RES_OK), owned until drained */
+  char *message;       /* failure message (RES_FAILED), owned until drained */
+  size_t blob_len;
+  uint32_t n_train;    /* rows fitted */
+  uint32_t n_hold;     /* rows held out */
+  uint8_t status;      /* MYR__RES_* */
+  uint8_t failure;     /* myr_group_failure when RES_FAILED */
+  double metric[MYR__M_COUNT];
+} myr__result;
+
+typedef struct myr__worker {
+  myr__arena arena; /* scratch for one group at a time */
+} myr__worker;
+
+typedef struct myr__parse_slice myr__parse_slice;
+
+typedef struct run {
+  const myr_train_options *opt;
+  myr_train_summary *sum;
+  const myr_model_family *family;
+  void *params;           /* family params, params_size bytes */
+  size_t need_rows;       /* fewest rows a group must have */
+  uint64_t schema_hash;   /* of the feature names */
+  myr__pool *pool;        /* workers for parsing and fitting */
+
+  /* input */
+  myr__csv *csv;
+  size_t n_cols;          /* columns in the source */
+  size_t *key_col;        /* n_keys source column indexes */
+  size_t label_col;
+  size_t *feat_col;       /* p source column indexes */
+  const char **feat_name; /* p names (borrowed from the source) */
+  size_t p;               /* features */
+  myr__parse_slice *slices; /* per pool thread: parsed rows of the current batch */
+  size_t n_slices;
+
+  /* grouping */
+  myr__keytab keys;
+  myr__row_chunk *head, *tail; /* rows in input order */
+  uint64_t n_used_rows;   /* rows appended to chunks */
+  uint64_t *offset;       /* per group: first row in x/y; n_groups + 1 entries */
+  double *x;              /* grouped rows, row-major */
+  double *y;
+  uint32_t *order;        /* groups, largest first */
+
+  /* training */
+  myr__worker *workers;
+  myr__result *results;   /* per task */
+  uint32_t *done_list;    /* completion order: task indexes */
+  atomic_uchar *ready;    /* done_list[i] is valid */
+  atomic_size_t done_tail;
+  atomic_int abort;       /* stop fitting: tasks complete as RES_ABORTED */
+  atomic_uint_least64_t rows_done;
+} run;
+
+extern const char *const myr__skip_names[MYR_SKIP__COUNT];
+
+double myr__now(void);
+/* Call the progress callback at most every 100 ms (always when force is set). */
+void myr__report(run *r, myr_progress *pr, double *last, double t0, int force);
+
+/* Open the input, resolve columns, stream and parse every row into chunks. */
+int myr__ingest(run *r, myr_error *err);
+/* Counting-sort the chunks into per-group contiguous x/y; order groups largest first. */
+int myr__group_rows(run *r, myr_error *err);
+/* Free everything ingest and grouping allocated. */
+void myr__ingest_free(run *r);
+
+#endif /* MYRIAD_ENGINE_TRAIN_INT_H */
