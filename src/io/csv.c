@@ -2,15 +2,16 @@
 /*
  * Streaming RFC 4180 CSV reader (see csv.h for the contract).
  *
- * DESIGN. buf[0, len) holds bytes read from the source and pos is where the next unparsed
- * record begins. buf[len] is always '\n': a sentinel that stops both scanning loops, so the
- * hot loops carry no bounds check; a stop at buf + len means "end of data". A record is
- * parsed in one pass over a 256-entry class table, writing field offsets straight into the
- * per-column arrays (unselected columns and surplus fields go to a dummy array). A record
- * that runs into the end of data before EOF commits nothing: the batch ends there and the
- * next call moves that tail to the front, refills (growing the buffer when the tail fills
- * it) and parses the record again from its start. Because a record may be scanned twice,
- * "" escapes are unescaped only once the record is complete and usable.
+ * DESIGN. buf[0, len) holds bytes read from the source; pos is where the next unparsed
+ * record begins. buf[len] is always '\n', a sentinel that stops every scan, so the hot
+ * loops carry no bounds check: a stop at buf + len means "end of data". A record is
+ * parsed in one pass (SSE2 or SWAR search for the next special byte), writing field
+ * offsets straight into per-column arrays; unselected columns and surplus fields go to a
+ * dummy array. A record that runs into the end of data before EOF commits nothing: the
+ * batch ends there and the next call moves that tail to the front, refills (growing the
+ * buffer when the tail fills it) and parses the record again from its start. Since a
+ * record may be scanned twice, "" escapes are unescaped only once the record is complete
+ * and usable.
  */
 #include "io/csv.h"
 
@@ -37,9 +38,9 @@
 
 /* ---- scanning for stop bytes ----------------------------------------------------------
    find_stop(p, s) returns the first byte at or after p that is one of the four stop bytes
-   of s. The '\n' sentinel at buf[len] is a stop byte of both sets used, so the scan always
-   ends within the data, and loading a whole vector or word that straddles the sentinel
-   stays inside the CSV_PAD bytes allocated after it. */
+   of s. The '\n' sentinel at buf[len] is a stop byte of both sets used, so the scan
+   always ends within the data, and loading a whole vector or word that straddles the
+   sentinel stays inside the CSV_PAD bytes allocated after it. */
 #if defined(__SSE2__)
 typedef struct stopset {
   __m128i a, b, c, d; /* each stop byte broadcast to 16 lanes */
@@ -58,15 +59,17 @@ static stopset make_stops(unsigned char a, unsigned char b, unsigned char c,
 static inline unsigned char *find_stop(unsigned char *p, const stopset *s) {
   for (;;) {
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, s->a), _mm_cmpeq_epi8(v, s->b)),
-                             _mm_or_si128(_mm_cmpeq_epi8(v, s->c), _mm_cmpeq_epi8(v, s->d)));
+    __m128i m =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, s->a), _mm_cmpeq_epi8(v, s->b)),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, s->c), _mm_cmpeq_epi8(v, s->d)));
     unsigned mask = (unsigned)_mm_movemask_epi8(m);
     if (mask)
       return p + __builtin_ctz(mask);
     p += 16;
   }
 }
-#elif defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#elif defined(__GNUC__) && defined(__BYTE_ORDER__) &&                                    \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 typedef struct stopset {
   uint64_t a, b, c, d; /* each stop byte broadcast to 8 bytes */
 } stopset;
@@ -116,46 +119,48 @@ static inline unsigned char *find_stop(unsigned char *p, const stopset *s) {
 #endif
 
 struct myr__csv {
-  char *name;             /* file name for messages (owned copy) */
-  int fd;                 /* source file, -1 for a memory source */
-  const char *mem;        /* memory source (borrowed), NULL for a file */
-  size_t mem_len;         /* bytes in mem */
-  size_t mem_off;         /* next byte of mem to copy into buf */
-  char delim;             /* field delimiter */
-  size_t chunk;           /* most bytes per read() */
-  size_t max_record;      /* longest record content accepted */
-  size_t batch_rows;      /* most rows per batch */
-  char *buf;              /* work buffer, cap + 1 bytes (room for the sentinel) */
-  size_t cap;             /* usable bytes in buf */
-  size_t len;             /* bytes of buf holding data; buf[len] == '\n' */
-  size_t pos;             /* first byte of the next unparsed record */
-  int eof;                /* the source is exhausted: len is final */
-  int need_more;          /* the last batch stopped at an incomplete record */
-  int failed;             /* sticky status after a hard error, MYR_OK otherwise */
-  uint64_t bytes_in;      /* bytes read from the source so far */
-  uint64_t bytes_total;   /* source size, 0 if unknown */
-  uint64_t line;          /* 1-based physical line where the record at pos starts */
-  uint64_t rows;          /* data rows returned so far */
-  size_t ncol;            /* columns in the header */
-  char **names;           /* ncol pointers into name_block */
-  char *name_block;       /* the NUL-terminated column names, back to back */
-  unsigned char *want;    /* ncol flags: column selected */
-  int sel_dirty;          /* want changed since the column arrays were set up */
-  size_t rows_cap;        /* rows every per-row array holds */
-  uint64_t *row_line;     /* rows_cap: line of each row */
-  uint8_t *row_skip;      /* rows_cap: skip reason + 1, or 0 */
-  uint32_t *row_arg;      /* rows_cap: skip argument */
-  uint32_t **col_off;     /* ncol: offsets of a selected column, NULL when unselected */
-  uint32_t **col_len;     /* ncol: lengths of a selected column, NULL when unselected */
-  uint32_t *dummy_off;    /* rows_cap: sink for fields nobody asked for */
-  uint32_t *dummy_len;    /* rows_cap: likewise */
-  uint32_t **w_off;       /* ncol + 1 write targets: col_off[j] or dummy; [ncol] = dummy */
-  uint32_t **w_len;       /* ncol + 1 write targets for lengths */
-  myr__column *cols;      /* ncol column views handed out in the batch */
-  myr__batch batch;       /* the batch handed out by myr__csv_next */
+  char *name;           /* file name for messages (owned copy) */
+  int fd;               /* source file, -1 for a memory source */
+  const char *mem;      /* memory source (borrowed), NULL for a file */
+  size_t mem_len;       /* bytes in mem */
+  size_t mem_off;       /* next byte of mem to copy into buf */
+  char delim;           /* field delimiter */
+  size_t chunk;         /* most bytes per read() */
+  size_t max_record;    /* longest record content accepted */
+  size_t batch_rows;    /* most rows per batch */
+  char *buf;            /* work buffer, cap + 1 bytes (room for the sentinel) */
+  size_t cap;           /* usable bytes in buf */
+  size_t len;           /* bytes of buf holding data; buf[len] == '\n' */
+  size_t pos;           /* first byte of the next unparsed record */
+  int eof;              /* the source is exhausted: len is final */
+  int need_more;        /* the last batch stopped at an incomplete record */
+  int failed;           /* sticky status after a hard error, MYR_OK otherwise */
+  uint64_t bytes_in;    /* bytes read from the source so far */
+  uint64_t bytes_total; /* source size, 0 if unknown */
+  uint64_t line;        /* 1-based physical line where the record at pos starts */
+  uint64_t rows;        /* data rows returned so far */
+  size_t ncol;          /* columns in the header */
+  char **names;         /* ncol pointers into name_block */
+  char *name_block;     /* the NUL-terminated column names, back to back */
+  unsigned char *want;  /* ncol flags: column selected */
+  int sel_dirty;        /* want changed since the column arrays were set up */
+  size_t rows_cap;      /* rows every per-row array holds */
+  uint64_t *row_line;   /* rows_cap: line of each row */
+  uint8_t *row_skip;    /* rows_cap: skip reason + 1, or 0 */
+  uint32_t *row_arg;    /* rows_cap: skip argument */
+  uint32_t **col_off;   /* ncol: offsets of a selected column, NULL when unselected */
+  uint32_t **col_len;   /* ncol: lengths of a selected column, NULL when unselected */
+  uint32_t *dummy_off;  /* rows_cap: sink for fields nobody asked for */
+  uint32_t *dummy_len;  /* rows_cap: likewise */
+  uint32_t **w_off;     /* ncol + 1 write targets: col_off[j] or dummy; [ncol] = dummy */
+  uint32_t **w_len;     /* ncol + 1 write targets for lengths */
+  myr__column *cols;    /* ncol column views handed out in the batch */
+  myr__batch batch;     /* the batch handed out by myr__csv_next */
 };
 
-static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+static size_t min_size(size_t a, size_t b) {
+  return a < b ? a : b;
+}
 
 static int fail(myr__csv *c, int code) {
   c->failed = code;
@@ -212,8 +217,10 @@ static int refill(myr__csv *c, myr_error *err) {
       ncap = limit; /* cap < limit here since len == cap == tail <= max_record + 1 */
     char *nb = myr__realloc(c->buf, ncap + 1 + CSV_PAD);
     if (!nb)
-      return myr_error_set(err, MYR_ENOMEM, "%s: out of memory growing the read buffer "
-                           "to %zu bytes", c->name, ncap);
+      return myr_error_set(err, MYR_ENOMEM,
+                           "%s: out of memory growing the read buffer "
+                           "to %zu bytes",
+                           c->name, ncap);
     memset(nb + c->cap + 1, 0, ncap - c->cap + CSV_PAD); /* every byte a scan may load */
     c->buf = nb;
     c->cap = ncap;
@@ -240,12 +247,12 @@ static void wire_columns(myr__csv *c) {
 /* Grow every per-row array to n rows. On failure the arrays that did grow keep their new
    size (harmless) and rows_cap is unchanged. */
 static int grow_rows(myr__csv *c, size_t n) {
-#define GROW(ptr)                                                   \
-  do {                                                              \
-    void *np_ = myr__reallocarray((ptr), n, sizeof *(ptr));         \
-    if (!np_)                                                       \
-      return MYR_ENOMEM;                                            \
-    (ptr) = np_;                                                    \
+#define GROW(ptr)                                                                        \
+  do {                                                                                   \
+    void *np_ = myr__reallocarray((ptr), n, sizeof *(ptr));                              \
+    if (!np_)                                                                            \
+      return MYR_ENOMEM;                                                                 \
+    (ptr) = np_;                                                                         \
   } while (0)
   GROW(c->row_line);
   GROW(c->row_skip);
@@ -344,8 +351,10 @@ static int parse_rows(myr__csv *c, size_t *n_io, myr_error *err) {
       }
       size_t ncap = c->rows_cap * 2 < c->batch_rows ? c->rows_cap * 2 : c->batch_rows;
       if (grow_rows(c, ncap) != MYR_OK) {
-        rc = myr_error_set(err, MYR_ENOMEM, "%s: out of memory growing a batch to %zu "
-                           "rows", c->name, ncap);
+        rc = myr_error_set(err, MYR_ENOMEM,
+                           "%s: out of memory growing a batch to %zu "
+                           "rows",
+                           c->name, ncap);
         break;
       }
     }
@@ -360,12 +369,12 @@ static int parse_rows(myr__csv *c, size_t *n_io, myr_error *err) {
     uint32_t badq = 0, nul = 0;  /* 1-based column of the first problem, 0 = none */
     int esc = 0;                 /* a "" was seen */
 
-#define STORE_FIELD()                                    \
-  do {                                                   \
-    size_t k_ = f < ncol ? f : ncol;                     \
-    w_off[k_][n] = (uint32_t)(fs - base);                \
-    w_len[k_][n] = (uint32_t)(fe - fs);                  \
-    f++;                                                 \
+#define STORE_FIELD()                                                                    \
+  do {                                                                                   \
+    size_t k_ = f < ncol ? f : ncol;                                                     \
+    w_off[k_][n] = (uint32_t)(fs - base);                                                \
+    w_len[k_][n] = (uint32_t)(fe - fs);                                                  \
+    f++;                                                                                 \
   } while (0)
 
     for (;;) { /* one field per iteration */
@@ -468,11 +477,13 @@ static int parse_rows(myr__csv *c, size_t *n_io, myr_error *err) {
     }
 #undef STORE_FIELD
 
-  finish: {
+  finish : {
     size_t rl = (size_t)(re - rs);
     if (rl > c->max_record && !(rl == c->max_record + 1 && re[-1] == '\r')) {
-      rc = myr_error_set(err, MYR_EPARSE, "%s:%llu: record longer than the limit of %zu "
-                         "bytes", c->name, (unsigned long long)line, c->max_record);
+      rc = myr_error_set(err, MYR_EPARSE,
+                         "%s:%llu: record longer than the limit of %zu "
+                         "bytes",
+                         c->name, (unsigned long long)line, c->max_record);
       p = rs;
       break;
     }
@@ -583,7 +594,8 @@ static int parse_header(myr__csv *c, const unsigned char *hs, const unsigned cha
   size_t ncol = 0, col = 1;
   char *blk = myr__malloc((size_t)(he - hs) + 1);
   if (!blk)
-    return myr_error_set(err, MYR_ENOMEM, "%s: out of memory reading the header", c->name);
+    return myr_error_set(err, MYR_ENOMEM, "%s: out of memory reading the header",
+                         c->name);
   c->name_block = blk;
   char *w = blk;
   const unsigned char *p = hs;
@@ -595,7 +607,8 @@ static int parse_header(myr__csv *c, const unsigned char *hs, const unsigned cha
         if (p >= he)
           return myr_error_set(err, MYR_EPARSE,
                                "%s:1: malformed header: column %zu has an unterminated "
-                               "quoted name", c->name, col);
+                               "quoted name",
+                               c->name, col);
         if (*p == '"') {
           if (p + 1 < he && p[1] == '"') {
             *w++ = '"';
@@ -614,13 +627,15 @@ static int parse_header(myr__csv *c, const unsigned char *hs, const unsigned cha
       if (p < he && *p != delim)
         return myr_error_set(err, MYR_EPARSE,
                              "%s:1: malformed header: unexpected character after the "
-                             "closing quote of column %zu", c->name, col);
+                             "closing quote of column %zu",
+                             c->name, col);
     } else {
       while (p < he && *p != delim) {
         if (*p == '"')
           return myr_error_set(err, MYR_EPARSE,
                                "%s:1: malformed header: quote inside the unquoted name "
-                               "of column %zu", c->name, col);
+                               "of column %zu",
+                               c->name, col);
         if (*p == 0)
           return myr_error_set(err, MYR_EPARSE,
                                "%s:1: malformed header: column %zu name has a NUL byte",
@@ -640,7 +655,8 @@ static int parse_header(myr__csv *c, const unsigned char *hs, const unsigned cha
   }
   c->names = myr__reallocarray(NULL, ncol, sizeof *c->names);
   if (!c->names)
-    return myr_error_set(err, MYR_ENOMEM, "%s: out of memory reading the header", c->name);
+    return myr_error_set(err, MYR_ENOMEM, "%s: out of memory reading the header",
+                         c->name);
   c->ncol = ncol;
   char *s = blk;
   for (size_t i = 0; i < ncol; i++) {
@@ -694,8 +710,9 @@ static int read_header(myr__csv *c, myr_error *err) {
   const unsigned char *he = (const unsigned char *)c->buf + t;
   size_t rl = (size_t)(he - hs);
   if (rl > c->max_record && !(rl == c->max_record + 1 && he[-1] == '\r'))
-    return myr_error_set(err, MYR_EPARSE, "%s:1: header longer than the limit of %zu bytes",
-                         c->name, c->max_record);
+    return myr_error_set(err, MYR_EPARSE,
+                         "%s:1: header longer than the limit of %zu bytes", c->name,
+                         c->max_record);
   if (he > hs && he[-1] == '\r')
     he--;
 
@@ -738,7 +755,8 @@ static int setup_columns(myr__csv *c, myr_error *err) {
   c->w_len = myr__calloc(n + 1, sizeof *c->w_len);
   c->cols = myr__calloc(n, sizeof *c->cols);
   if (!c->want || !c->col_off || !c->col_len || !c->w_off || !c->w_len || !c->cols)
-    return myr_error_set(err, MYR_ENOMEM, "%s: out of memory for %zu columns", c->name, n);
+    return myr_error_set(err, MYR_ENOMEM, "%s: out of memory for %zu columns", c->name,
+                         n);
   memset(c->want, 1, n);
   /* Start small (wide files get few rows per buffer anyway) and double as needed. */
   size_t rows = ((size_t)1 << 18) / (n + 1);
@@ -756,8 +774,10 @@ static int csv_open(int fd, const char *mem, size_t mem_len, const char *name,
   myr__csv *c = NULL;
   char delim = opt ? opt->delimiter : 0;
   if (delim != 0 && delim != ',' && delim != '\t' && delim != ';') {
-    rc = myr_error_set(err, MYR_EINVAL, "%s: unsupported delimiter 0x%02x (use ',', tab "
-                       "or ';')", name, (unsigned)(unsigned char)delim);
+    rc = myr_error_set(err, MYR_EINVAL,
+                       "%s: unsupported delimiter 0x%02x (use ',', tab "
+                       "or ';')",
+                       name, (unsigned)(unsigned char)delim);
     goto done;
   }
   c = myr__calloc(1, sizeof *c);
@@ -860,21 +880,29 @@ void myr__csv_close(myr__csv *c) {
   myr__free(c);
 }
 
-size_t myr__csv_n_columns(const myr__csv *c) { return c->ncol; }
+size_t myr__csv_n_columns(const myr__csv *c) {
+  return c->ncol;
+}
 
 const char *myr__csv_column_name(const myr__csv *c, size_t i) {
   return i < c->ncol ? c->names[i] : NULL;
 }
 
-char myr__csv_delimiter(const myr__csv *c) { return c->delim; }
+char myr__csv_delimiter(const myr__csv *c) {
+  return c->delim;
+}
 
-const char *myr__csv_name(const myr__csv *c) { return c->name; }
+const char *myr__csv_name(const myr__csv *c) {
+  return c->name;
+}
 
 uint64_t myr__csv_bytes_read(const myr__csv *c) {
   return c->bytes_in - (uint64_t)(c->len - c->pos);
 }
 
-uint64_t myr__csv_bytes_total(const myr__csv *c) { return c->bytes_total; }
+uint64_t myr__csv_bytes_total(const myr__csv *c) {
+  return c->bytes_total;
+}
 
 int myr__csv_select(myr__csv *c, const unsigned char *want, myr_error *err) {
   for (size_t j = 0; j < c->ncol; j++)

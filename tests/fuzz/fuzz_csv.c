@@ -4,8 +4,8 @@
  * chunk size, batch size, max_record); the rest is the file. The input is parsed twice,
  * with the chosen chunk size and with one large chunk, and the two runs must agree on
  * every row, line, skip reason and field byte: chunk boundaries must never change the
- * result. Every field byte is read (so ASan sees any overrun) and the batch invariants are
- * checked with __builtin_trap().
+ * result. Every field byte is read (so ASan sees any overrun) and the batch invariants
+ * are checked with __builtin_trap().
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,17 +14,17 @@
 #include "io/csv.h"
 #include "myriad/train.h"
 
-#define CHECK(cond)          \
-  do {                       \
-    if (!(cond))             \
-      __builtin_trap();      \
+#define CHECK(cond)                                                                      \
+  do {                                                                                   \
+    if (!(cond))                                                                         \
+      __builtin_trap();                                                                  \
   } while (0)
 
 typedef struct run_result {
-  int open_rc;        /* status of open */
-  int next_rc;        /* status of the last next */
-  uint64_t rows;      /* rows seen */
-  uint64_t hash;      /* FNV-1a over everything a consumer can see */
+  int open_rc;   /* status of open */
+  int next_rc;   /* status of the last next */
+  uint64_t rows; /* rows seen */
+  uint64_t hash; /* FNV-1a over everything a consumer can see */
 } run_result;
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {

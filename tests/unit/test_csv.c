@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests for the streaming CSV reader (src/io/csv.c). Most tests turn every batch into
- * a text dump, one row per line: "LINE:SKIP:ARG" and, for usable rows, "|field|field"
- * (absent columns as "~", bytes outside printable ASCII as \xHH). The dump helper also
- * checks the batch invariants (first_row, line order, column kinds) on every batch.
+ * Unit tests for the streaming CSV reader (src/io/csv.c). Most tests turn every batch
+ * into a text dump, one row per line: "LINE:SKIP:ARG" and, for usable rows,
+ * "|field|field" (absent columns as "~", bytes outside printable ASCII as \xHH). The dump
+ * helper also checks the batch invariants (first_row, line order, column kinds) on every
+ * batch.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,6 +46,8 @@ static void sb_put(sbuf *s, const char *data, size_t n) {
   s->p[s->n] = '\0';
 }
 
+static void sb_printf(sbuf *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void sb_printf(sbuf *s, const char *fmt, ...) {
   char tmp[128];
   va_list ap;
@@ -176,7 +179,8 @@ static void test_simple(void **state) {
   const char *data = "id,x,y\na,1,2\nb,3.5,-4\n";
   myr__csv *c = NULL;
   myr_error err = {0};
-  assert_int_equal(myr__csv_open_mem(data, strlen(data), "s.csv", NULL, &c, &err), MYR_OK);
+  assert_int_equal(myr__csv_open_mem(data, strlen(data), "s.csv", NULL, &c, &err),
+                   MYR_OK);
   assert_int_equal(myr__csv_n_columns(c), 3);
   assert_string_equal(myr__csv_column_name(c, 0), "id");
   assert_string_equal(myr__csv_column_name(c, 1), "x");
@@ -256,10 +260,10 @@ static void test_delimiters(void **state) {
   check_delim("a\tb\tc\n1\t2\t3\n", NULL, '\t', 3);
   check_delim("a;b;c\n1;2;3\n", NULL, ';', 3);
   check_delim("a,b;c;d\n", NULL, ';', 3);
-  check_delim("a,b\tc\n", NULL, ',', 2);          /* tie -> ',' */
-  check_delim("a;b\tc\n", NULL, ',', 1);          /* tie without ',' -> ',' */
-  check_delim("single\n1\n", NULL, ',', 1);       /* none -> ',' */
-  check_delim("\"a;b;c\",d,e\n", NULL, ',', 3);   /* quoted delimiters do not count */
+  check_delim("a,b\tc\n", NULL, ',', 2);        /* tie -> ',' */
+  check_delim("a;b\tc\n", NULL, ',', 1);        /* tie without ',' -> ',' */
+  check_delim("single\n1\n", NULL, ',', 1);     /* none -> ',' */
+  check_delim("\"a;b;c\",d,e\n", NULL, ',', 3); /* quoted delimiters do not count */
   myr__csv_options o = opts(';', 0, 0);
   check_delim("a,b;c\n", &o, ';', 2);
   o = opts('\t', 0, 0);
@@ -279,9 +283,9 @@ static void test_ragged(void **state) {
 static void test_bad_quoting(void **state) {
   (void)state;
   expect_dump("a,b,c\n"
-              "1,x\"y,3\n"      /* quote inside an unquoted field */
-              "\"1\"x,2,3\n"    /* junk after the closing quote */
-              "1,2,\"3\" \n"    /* a space after the closing quote */
+              "1,x\"y,3\n"   /* quote inside an unquoted field */
+              "\"1\"x,2,3\n" /* junk after the closing quote */
+              "1,2,\"3\" \n" /* a space after the closing quote */
               "ok,\"\",\"\"\n"
               "1,\"a\"\"b\"c,3,4\n" /* bad quoting wins over the field count */
               "1,2,\"open\nstill,open\n",
@@ -601,61 +605,61 @@ static void test_wide_growth(void **state) {
   free(d);
 }
 
-/* ~50 rows of everything awkward: quoting, CRLF, embedded newlines, ragged, blank, NUL. */
-static const char k_tricky[] =
-    "\xEF\xBB\xBF"
-    "id,name,value\r\n"
-    "1,plain,10\n"
-    "2,\"quoted, comma\",20\r\n"
-    "3,\"esc \"\"q\"\"\",30\n"
-    "4,\"multi\nline\r\nfield\",40\n"
-    "\n"
-    "5,short\n"
-    "6,too,many,fields\r\n"
-    "7,bad\"quote,70\n"
-    "8,\"junk\"after,80\n"
-    "9,\"\",\"\"\n"
-    "\r\n"
-    "10,nul\0here,100\n"
-    "11,\xff\xfe\xfd,110\n"
-    "12,\"\"\"\"\"\",120\n"
-    "13,a,\"b\"\r\n"
-    "14,,\n"
-    ",,\n"
-    "15,\"x\ny\nz\",150\n"
-    "16,\"\r\",160\n"
-    "17,lone\rcr,170\n"
-    "18,\"a,b,c,d,e,f\",180\n"
-    "19,tab\there,190\n"
-    "20,semi;colon,200\n"
-    "21,\"end\"\r\n"
-    "22,x,220\n"
-    "23,x,230\n"
-    "24,x,240\n"
-    "25,\"longer field with some text in it, and more\",250\n"
-    "26,x,260\n"
-    "27,\"\"\"\",270\n"
-    "28,\"\n\",280\n"
-    "29,x,290\n"
-    "30,x,300\n"
-    "31,x,310\n"
-    "32,\"a\"\"\"\"b\",320\n"
-    "33,x,330\n"
-    "34,x,340\n"
-    "35,x,350\n"
-    "36,x,360\n"
-    "37,\"q\" ,370\n"
-    "38,x,380\n"
-    "39,x,390\n"
-    "40,x,400\n"
-    "41,x,410\n"
-    "42,x,420\n"
-    "43,x,430\n"
-    "44,x,440\n"
-    "45,x,450\n"
-    "46,x,460\n"
-    "47,\"unterminated,470\n"
-    "48,x,480\n";
+/* ~50 rows of everything awkward: quoting, CRLF, embedded newlines, ragged, blank, NUL.
+ */
+static const char k_tricky[] = "\xEF\xBB\xBF"
+                               "id,name,value\r\n"
+                               "1,plain,10\n"
+                               "2,\"quoted, comma\",20\r\n"
+                               "3,\"esc \"\"q\"\"\",30\n"
+                               "4,\"multi\nline\r\nfield\",40\n"
+                               "\n"
+                               "5,short\n"
+                               "6,too,many,fields\r\n"
+                               "7,bad\"quote,70\n"
+                               "8,\"junk\"after,80\n"
+                               "9,\"\",\"\"\n"
+                               "\r\n"
+                               "10,nul\0here,100\n"
+                               "11,\xff\xfe\xfd,110\n"
+                               "12,\"\"\"\"\"\",120\n"
+                               "13,a,\"b\"\r\n"
+                               "14,,\n"
+                               ",,\n"
+                               "15,\"x\ny\nz\",150\n"
+                               "16,\"\r\",160\n"
+                               "17,lone\rcr,170\n"
+                               "18,\"a,b,c,d,e,f\",180\n"
+                               "19,tab\there,190\n"
+                               "20,semi;colon,200\n"
+                               "21,\"end\"\r\n"
+                               "22,x,220\n"
+                               "23,x,230\n"
+                               "24,x,240\n"
+                               "25,\"longer field with some text in it, and more\",250\n"
+                               "26,x,260\n"
+                               "27,\"\"\"\",270\n"
+                               "28,\"\n\",280\n"
+                               "29,x,290\n"
+                               "30,x,300\n"
+                               "31,x,310\n"
+                               "32,\"a\"\"\"\"b\",320\n"
+                               "33,x,330\n"
+                               "34,x,340\n"
+                               "35,x,350\n"
+                               "36,x,360\n"
+                               "37,\"q\" ,370\n"
+                               "38,x,380\n"
+                               "39,x,390\n"
+                               "40,x,400\n"
+                               "41,x,410\n"
+                               "42,x,420\n"
+                               "43,x,430\n"
+                               "44,x,440\n"
+                               "45,x,450\n"
+                               "46,x,460\n"
+                               "47,\"unterminated,470\n"
+                               "48,x,480\n";
 
 static void test_chunk_boundaries(void **state) {
   (void)state;
@@ -666,7 +670,8 @@ static void test_chunk_boundaries(void **state) {
     fputs(ref, stderr);
   /* Spot-check the reference itself. */
   assert_non_null(strstr(ref, "2:0:0|1|plain|10\n3:0:0|2|quoted, comma|20\n"));
-  assert_non_null(strstr(ref, "5:0:0|4|multi\\nline\\r\\nfield|40\n8:4:0\n9:1:2\n10:1:4\n"));
+  assert_non_null(
+      strstr(ref, "5:0:0|4|multi\\nline\\r\\nfield|40\n8:4:0\n9:1:2\n10:1:4\n"));
   assert_non_null(strstr(ref, "11:2:2\n12:2:2\n13:0:0|9||\n14:4:0\n15:3:2\n"));
   assert_non_null(strstr(ref, "16:0:0|11|\\xff\\xfe\\xfd|110\n17:0:0|12|\"\"|120\n"));
   assert_non_null(strstr(ref, "20:0:0|||\n21:0:0|15|x\\ny\\nz|150\n"));
@@ -708,8 +713,9 @@ static int alloc_run(const char *path, int from_file, size_t chunk) {
   myr__csv_options o = opts(0, chunk, 4);
   myr__csv *c = NULL;
   myr_error err = {0};
-  int rc = from_file ? myr__csv_open(path, &o, &c, &err)
-                     : myr__csv_open_mem(k_tricky, sizeof k_tricky - 1, "m", &o, &c, &err);
+  int rc = from_file
+               ? myr__csv_open(path, &o, &c, &err)
+               : myr__csv_open_mem(k_tricky, sizeof k_tricky - 1, "m", &o, &c, &err);
   if (rc != MYR_OK) {
     assert_null(c);
     return rc;
