@@ -22,7 +22,7 @@
 
 #include "core/alloc.h"
 
-#define STORE_SCHEMA_VERSION 1 /* PRAGMA user_version of stores this file writes */
+#define STORE_SCHEMA_VERSION 1  /* PRAGMA user_version of stores this file writes */
 #define STORE_APP_ID 0x4d595244 /* PRAGMA application_id: "MYRD" */
 #define MAX_KEYS 64             /* key columns per store */
 #define MAX_NAME 128            /* bytes per key column name */
@@ -41,22 +41,22 @@ typedef struct qslot {
 } qslot;
 
 struct myr_store {
-  sqlite3 *db;              /* the connection, owned */
-  char *path;               /* as given to myr_store_open, for messages */
-  int readonly;             /* opened with MYR_STORE_READONLY */
-  size_t n_keys;            /* key columns; 0 until the first run fixed them */
-  char **key_names;         /* n_keys owned names, validated */
-  sqlite3_stmt *ins_model;  /* INSERT INTO models, prepared once key names are known */
-  sqlite3_stmt *ins_blob;   /* INSERT INTO blobs */
-  sqlite3_stmt *ins_error;  /* INSERT INTO errors */
-  int in_txn;               /* this handle has a write transaction open */
-  size_t batch_rows;        /* rows put in the open transaction */
-  double batch_t0;          /* monotonic time the open transaction began */
-  int64_t run_id;           /* running run validated for puts; 0 = none */
-  char *run_family;         /* that run's family, copied into each model row */
-  int64_t lost_run;         /* run whose uncommitted rows were rolled back; 0 = none */
-  qslot qc[QCACHE];         /* prepared query statements, reused by SQL text */
-  unsigned qc_next;         /* round-robin victim in qc */
+  sqlite3 *db;             /* the connection, owned */
+  char *path;              /* as given to myr_store_open, for messages */
+  int readonly;            /* opened with MYR_STORE_READONLY */
+  size_t n_keys;           /* key columns; 0 until the first run fixed them */
+  char **key_names;        /* n_keys owned names, validated */
+  sqlite3_stmt *ins_model; /* INSERT INTO models, prepared once key names are known */
+  sqlite3_stmt *ins_blob;  /* INSERT INTO blobs */
+  sqlite3_stmt *ins_error; /* INSERT INTO errors */
+  int in_txn;              /* this handle has a write transaction open */
+  size_t batch_rows;       /* rows put in the open transaction */
+  double batch_t0;         /* monotonic time the open transaction began */
+  int64_t run_id;          /* running run validated for puts; 0 = none */
+  char *run_family;        /* that run's family, copied into each model row */
+  int64_t lost_run;        /* run whose uncommitted rows were rolled back; 0 = none */
+  qslot qc[QCACHE];        /* prepared query statements, reused by SQL text */
+  unsigned qc_next;        /* round-robin victim in qc */
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -68,8 +68,12 @@ static double now_s(void) {
 }
 
 /* uint64 <-> int64 keeping the bit pattern (SQLite integers are signed). */
-static int64_t u2i(uint64_t u) { return u <= INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1; }
-static uint64_t i2u(int64_t i) { return (uint64_t)i; }
+static int64_t u2i(uint64_t u) {
+  return u <= INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
+}
+static uint64_t i2u(int64_t i) {
+  return (uint64_t)i;
+}
 
 static int ascii_casecmp(const char *a, const char *b) {
   for (;; a++, b++) {
@@ -111,7 +115,9 @@ static void sb_addn(sbuf *b, const char *s, size_t n) {
   b->p[b->len] = '\0';
 }
 
-static void sb_add(sbuf *b, const char *s) { sb_addn(b, s, strlen(s)); }
+static void sb_add(sbuf *b, const char *s) {
+  sb_addn(b, s, strlen(s));
+}
 
 static void sb_int(sbuf *b, long long v) {
   char tmp[32];
@@ -151,7 +157,8 @@ static const char *join_names(char *buf, size_t cap, const char *const *names, s
   if (n == 0)
     snprintf(buf, cap, "(none yet)");
   for (size_t i = 0; i < n && used + 1 < cap; i++) {
-    int w = snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", names[i] ? names[i] : "");
+    int w =
+        snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", names[i] ? names[i] : "");
     if (w < 0)
       break;
     used += (size_t)w;
@@ -215,7 +222,7 @@ static int prepare(myr_store *s, const char *sql, unsigned pflags, sqlite3_stmt 
 }
 
 /* First row of sql as up to n integers (?1 bound to bind when the SQL has it).
-   *found is 0 when no row came. */
+ *found is 0 when no row came. */
 static int query_ints(myr_store *s, const char *sql, int64_t bind, int64_t *out, int n,
                       int *found, const char *what, myr_error *err) {
   sqlite3_stmt *q = NULL;
@@ -243,10 +250,11 @@ static int json_object_ok(myr_store *s, const char *text, int *ok, myr_error *er
   *ok = 1;
   if (!text)
     return MYR_OK;
-  MYR_RETURN_NOT_OK(prepare(s,
-                            "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object'"
-                            " ELSE 0 END",
-                            0, &q, "checking JSON", err));
+  MYR_RETURN_NOT_OK(
+      prepare(s,
+              "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) = 'object'"
+              " ELSE 0 END",
+              0, &q, "checking JSON", err));
   sqlite3_bind_text(q, 1, text, -1, SQLITE_STATIC);
   int rc = sqlite3_step(q), st = MYR_OK;
   if (rc == SQLITE_ROW)
@@ -300,9 +308,9 @@ static void txn_check(myr_store *s) {
 
 /* ---------------------------------------------------------------- key names */
 
-static const char *const RESERVED[] = {
-    "model_id", "run_id",   "key_hash", "version", "family", "n_rows", "n_holdout",
-    "metrics",  "blob",     "error_id", "reason",  "message"};
+static const char *const RESERVED[] = {"model_id", "run_id",   "key_hash",  "version",
+                                       "family",   "n_rows",   "n_holdout", "metrics",
+                                       "blob",     "error_id", "reason",    "message"};
 
 /* Why name cannot be a key column, or NULL when it can. */
 static const char *bad_key_name(const char *name) {
@@ -387,8 +395,9 @@ static int load_key_names(myr_store *s, myr_error *err) {
     const char *name = (const char *)sqlite3_column_text(q, 0);
     const char *why = bad_key_name(name);
     if (got >= n || !type || strcmp(type, "text") != 0 || why) {
-      st = myr_error_set(err, MYR_ECORRUPT, "store %s: meta.key_names holds a bad name (%s)",
-                         s->path, why ? why : "not a string");
+      st = myr_error_set(err, MYR_ECORRUPT,
+                         "store %s: meta.key_names holds a bad name (%s)", s->path,
+                         why ? why : "not a string");
       goto done;
     }
     names[got] = myr__strdup(name);
@@ -442,14 +451,12 @@ static int prepare_inserts(myr_store *s, myr_error *err) {
   sb_add(&a, ", ?");
   sb_int(&a, (long long)s->n_keys + 6);
   /* JSON checks live here, not in CHECK constraints: with trusted_schema off SQLite
-     refuses JSON functions in the schema. No row inserted = bad metrics. */
+     refuses JSON functions in the schema. No row inserted = not an object. */
   sb_add(&a, " WHERE ?");
   sb_int(&a, (long long)s->n_keys + 6);
-  sb_add(&a, " IS NULL OR CASE WHEN json_valid(?");
+  sb_add(&a, " IS NULL OR json_type(?"); /* malformed JSON fails the statement */
   sb_int(&a, (long long)s->n_keys + 6);
-  sb_add(&a, ") THEN json_type(?");
-  sb_int(&a, (long long)s->n_keys + 6);
-  sb_add(&a, ") = 'object' ELSE 0 END");
+  sb_add(&a, ") = 'object'");
   sb_add(&b, "INSERT INTO errors(run_id, key_hash, ");
   sb_keys(&b, s, "", "", ", ");
   sb_add(&b, ", n_rows, reason, message) VALUES(?1, ?2");
@@ -469,8 +476,8 @@ static int prepare_inserts(myr_store *s, myr_error *err) {
     st = prepare(s, "INSERT INTO blobs(model_id, blob) VALUES(?1, ?2)",
                  SQLITE_PREPARE_PERSISTENT, &s->ins_blob, "preparing blob insert", err);
   if (st == MYR_OK)
-    st = prepare(s, b.p, SQLITE_PREPARE_PERSISTENT, &s->ins_error, "preparing error insert",
-                 err);
+    st = prepare(s, b.p, SQLITE_PREPARE_PERSISTENT, &s->ins_error,
+                 "preparing error insert", err);
 done:
   if (st != MYR_OK)
     drop_inserts(s);
@@ -578,11 +585,11 @@ int myr_store_open(const char *path, unsigned flags, myr_store **out, myr_error 
     st = myr_error_set(err, MYR_ENOMEM, "store %s: out of memory", path);
     goto done;
   }
-  rc = sqlite3_open_v2(path, &s->db,
-                       (s->readonly ? SQLITE_OPEN_READONLY
-                                    : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-                           SQLITE_OPEN_NOMUTEX,
-                       NULL);
+  rc = sqlite3_open_v2(
+      path, &s->db,
+      (s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+          SQLITE_OPEN_NOMUTEX,
+      NULL);
   if (rc != SQLITE_OK) {
     st = db_error(s, err, rc, "opening");
     goto done;
@@ -593,12 +600,14 @@ int myr_store_open(const char *path, unsigned flags, myr_store **out, myr_error 
      triggers or views. */
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
-  st = exec(s, "PRAGMA foreign_keys = ON", "configuring", err);
+  /* mmap: reads of a large store cost a memory access, not a pread, per page. */
+  st = exec(s,
+            "PRAGMA foreign_keys = ON; PRAGMA mmap_size = 1073741824;"
+            " PRAGMA cache_size = -32768",
+            "configuring", err);
   if (st == MYR_OK && !s->readonly)
-    st = exec(s,
-              "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-              " PRAGMA cache_size = -32768",
-              "configuring", err);
+    st = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL", "configuring",
+              err);
   if (st == MYR_OK)
     st = init_schema(s, err);
   if (st == MYR_OK)
@@ -700,18 +709,19 @@ static int check_spec(const myr_store *s, const myr_run_spec *spec, myr_error *e
 
 /* DDL for the tables whose columns depend on the key names, and meta.key_names. */
 static void sb_key_schema(sbuf *b, const myr_store *s) {
-  sb_add(b, "CREATE TABLE models(model_id INTEGER PRIMARY KEY,"
-            " run_id INTEGER NOT NULL REFERENCES runs(run_id), key_hash INTEGER NOT NULL, ");
+  sb_add(b,
+         "CREATE TABLE models(model_id INTEGER PRIMARY KEY,"
+         " run_id INTEGER NOT NULL REFERENCES runs(run_id), key_hash INTEGER NOT NULL, ");
   sb_keys(b, s, "", " TEXT NOT NULL", ", ");
-  sb_add(b, ", version INTEGER, family TEXT NOT NULL, n_rows INTEGER NOT NULL,"
-            " n_holdout INTEGER NOT NULL,"
-            " metrics TEXT);"
-            "CREATE INDEX models_run ON models(run_id);"
-            "CREATE INDEX models_hash ON models(key_hash);"
-            "CREATE TABLE blobs(model_id INTEGER PRIMARY KEY"
-            " REFERENCES models(model_id) ON DELETE CASCADE, blob BLOB NOT NULL);"
-            "CREATE TABLE errors(error_id INTEGER PRIMARY KEY,"
-            " run_id INTEGER NOT NULL REFERENCES runs(run_id), key_hash INTEGER NOT NULL, ");
+  sb_add(b,
+         ", version INTEGER, family TEXT NOT NULL, n_rows INTEGER NOT NULL,"
+         " n_holdout INTEGER NOT NULL,"
+         " metrics TEXT);"
+         "CREATE INDEX models_run ON models(run_id);"
+         "CREATE TABLE blobs(model_id INTEGER PRIMARY KEY"
+         " REFERENCES models(model_id) ON DELETE CASCADE, blob BLOB NOT NULL);"
+         "CREATE TABLE errors(error_id INTEGER PRIMARY KEY,"
+         " run_id INTEGER NOT NULL REFERENCES runs(run_id), key_hash INTEGER NOT NULL, ");
   sb_keys(b, s, "", " TEXT NOT NULL", ", ");
   sb_add(b, ", n_rows INTEGER NOT NULL, reason TEXT NOT NULL, message TEXT);"
             "CREATE INDEX errors_run ON errors(run_id);"
@@ -721,7 +731,6 @@ static void sb_key_schema(sbuf *b, const myr_store *s) {
             " version INTEGER NOT NULL, run_id INTEGER NOT NULL, PRIMARY KEY(");
   sb_keys(b, s, "", "", ", ");
   sb_add(b, ")) WITHOUT ROWID;"
-            "CREATE INDEX current_hash ON current(key_hash);"
             "INSERT INTO meta(name, value) VALUES('key_names', '[");
   sb_keys(b, s, "", "", ",");
   sb_add(b, "]');");
@@ -850,6 +859,9 @@ static int use_run(myr_store *s, int64_t run_id, myr_error *err) {
   int status, st;
   if (s->readonly)
     return myr_error_set(err, MYR_EINVAL, "store %s is open read-only", s->path);
+  if (run_id <= 0)
+    return myr_error_set(err, MYR_ENOTFOUND, "store %s has no run %lld", s->path,
+                         (long long)run_id);
   if (run_id == s->lost_run)
     return myr_error_set(err, MYR_ESTORE,
                          "store %s: run %lld lost rows after an earlier error; fail it "
@@ -926,9 +938,9 @@ int myr_store_put_model(myr_store *s, int64_t run_id, const myr_model_row *row,
   MYR_RETURN_NOT_OK(check_key(s, row->key_values, row->key_lens, err));
   if (!row->blob || row->blob_len == 0 || row->blob_len > INT_MAX) {
     char key[512];
-    return myr_error_set(err, MYR_EINVAL, "store %s: run %lld: key (%s) has no model blob",
-                         s->path, (long long)run_id,
-                         key_desc(key, sizeof key, s, row->key_values, row->key_lens));
+    return myr_error_set(
+        err, MYR_EINVAL, "store %s: run %lld: key (%s) has no model blob", s->path,
+        (long long)run_id, key_desc(key, sizeof key, s, row->key_values, row->key_lens));
   }
   MYR_RETURN_NOT_OK(txn_begin(s, err));
   q = s->ins_model;
@@ -944,16 +956,29 @@ int myr_store_put_model(myr_store *s, int64_t run_id, const myr_model_row *row,
   else
     sqlite3_bind_null(q, k + 6);
   rc = sqlite3_step(q);
+  if (rc == SQLITE_ERROR) { /* json_type() on malformed JSON */
+    char key[512];
+    int st = myr_error_set(err, MYR_EINVAL,
+                           "store %s: run %lld: metrics_json of key (%s) is not a JSON "
+                           "object: %s",
+                           s->path, (long long)run_id,
+                           key_desc(key, sizeof key, s, row->key_values, row->key_lens),
+                           sqlite3_errmsg(s->db));
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    txn_check(s);
+    return st;
+  }
   if (rc != SQLITE_DONE)
     return row_error(s, q, rc, run_id, "model", row->key_values, row->key_lens, err);
   sqlite3_reset(q);
   sqlite3_clear_bindings(q);
   if (sqlite3_changes(s->db) == 0) {
     char key[512];
-    return myr_error_set(err, MYR_EINVAL,
-                         "store %s: run %lld: metrics_json of key (%s) is not a JSON object",
-                         s->path, (long long)run_id,
-                         key_desc(key, sizeof key, s, row->key_values, row->key_lens));
+    return myr_error_set(
+        err, MYR_EINVAL,
+        "store %s: run %lld: metrics_json of key (%s) is not a JSON object", s->path,
+        (long long)run_id, key_desc(key, sizeof key, s, row->key_values, row->key_lens));
   }
   int64_t model_id = sqlite3_last_insert_rowid(s->db);
   q = s->ins_blob;
@@ -961,7 +986,8 @@ int myr_store_put_model(myr_store *s, int64_t run_id, const myr_model_row *row,
   sqlite3_bind_blob(q, 2, row->blob, (int)row->blob_len, SQLITE_STATIC);
   rc = sqlite3_step(q);
   if (rc != SQLITE_DONE) {
-    int st = row_error(s, q, rc, run_id, "model blob", row->key_values, row->key_lens, err);
+    int st =
+        row_error(s, q, rc, run_id, "model blob", row->key_values, row->key_lens, err);
     if (s->in_txn) { /* take back the half-stored model, or give up the batch */
       char sql[80];
       snprintf(sql, sizeof sql, "DELETE FROM models WHERE model_id = %lld",
@@ -1061,8 +1087,9 @@ int myr_store_run_publish(myr_store *s, int64_t run_id, const char *summary_json
     return myr_error_set(err, MYR_ENOTFOUND, "store %s has no run %lld", s->path,
                          (long long)run_id);
   /* Each model of the run: version = its key's current version (or 0) + 1. */
-  sb_add(&ver, "UPDATE models SET version = 1 + coalesce((SELECT c.version FROM current AS c"
-               " WHERE ");
+  sb_add(&ver,
+         "UPDATE models SET version = 1 + coalesce((SELECT c.version FROM current AS c"
+         " WHERE ");
   for (size_t i = 0; i < s->n_keys; i++) {
     if (i)
       sb_add(&ver, " AND ");
@@ -1099,8 +1126,7 @@ int myr_store_run_publish(myr_store *s, int64_t run_id, const char *summary_json
                  " n_models = (SELECT count(*) FROM models WHERE run_id = ?1),"
                  " n_errors = (SELECT count(*) FROM errors WHERE run_id = ?1)"
                  " WHERE run_id = ?1",
-                 run_id, summary_json,
-                 "publishing (run status)", err);
+                 run_id, summary_json, "publishing (run status)", err);
   if (st == MYR_OK)
     st = txn_commit(s, err);
   if (st != MYR_OK)
@@ -1224,6 +1250,64 @@ static int check_metric(const myr_store *s, const char *m, myr_error *err) {
   return MYR_OK;
 }
 
+/* ORDER BY terms for a worst-metric query: metric column prefixed by mp, keys by kp.
+   Rows whose metric is not a number go last. */
+static void sb_worst_order(sbuf *b, const myr_store *s, const myr_model_query *q,
+                           const char *mp, const char *kp) {
+  sb_add(b, " ORDER BY typeof(");
+  sb_add(b, mp);
+  sb_add(b, "\"mv#\") NOT IN ('integer', 'real'), ");
+  sb_add(b, mp);
+  sb_add(b,
+         metric_higher_is_better(q->worst_metric) ? "\"mv#\" ASC, " : "\"mv#\" DESC, ");
+  sb_keys(b, s, kp, "", ", ");
+}
+
+/* Key order streams current in primary-key order. A worst-metric query sorts without
+   the blobs first and joins them to the rows it keeps. Parameters: ?1 the JSON path,
+   ?2... the filter values, ?1000 the limit. */
+static void build_models_sql(sbuf *b, const myr_store *s, const myr_model_query *q) {
+  const char *p = q->worst_metric ? "t." : "c.";
+  sb_add(b, "SELECT ");
+  sb_add(b, q->worst_metric ? "t.run_id, t.version, t.key_hash, "
+                            : "m.run_id, c.version, c.key_hash, ");
+  sb_keys(b, s, p, "", ", ");
+  sb_add(b, q->worst_metric ? ", t.family, t.n_rows, t.n_holdout, t.metrics"
+                            : ", m.family, m.n_rows, m.n_holdout, m.metrics");
+  sb_add(b, ", b.blob, r.published_at FROM ");
+  if (q->worst_metric) {
+    sb_add(b, "(SELECT c.model_id AS model_id, m.run_id AS run_id, c.version AS version,"
+              " c.key_hash AS key_hash, ");
+    sb_keys(b, s, "c.", "", ", ");
+    sb_add(b, ", m.family AS family, m.n_rows AS n_rows, m.n_holdout AS n_holdout,"
+              " m.metrics AS metrics, CASE WHEN json_valid(m.metrics)"
+              " THEN json_extract(m.metrics, ?1) END AS \"mv#\" FROM ");
+  }
+  sb_add(b, "current AS c JOIN models AS m ON m.model_id = c.model_id");
+  if (!q->worst_metric)
+    sb_add(b, " LEFT JOIN blobs AS b ON b.model_id = c.model_id"
+              " LEFT JOIN runs AS r ON r.run_id = m.run_id");
+  for (size_t f = 0; f < q->n_filter; f++) {
+    sb_add(b, f ? " AND " : " WHERE ");
+    sb_ident(b, "c.", q->key_names[f]);
+    sb_add(b, " = ?");
+    sb_int(b, (long long)f + 2);
+  }
+  if (q->worst_metric) {
+    sb_worst_order(b, s, q, "", "c.");
+    if (q->limit)
+      sb_add(b, " LIMIT ?1000");
+    sb_add(b, ") AS t LEFT JOIN blobs AS b ON b.model_id = t.model_id"
+              " LEFT JOIN runs AS r ON r.run_id = t.run_id");
+    sb_worst_order(b, s, q, "t.", "t.");
+  } else {
+    sb_add(b, " ORDER BY ");
+    sb_keys(b, s, "c.", "", ", ");
+    if (q->limit)
+      sb_add(b, " LIMIT ?1000");
+  }
+}
+
 int myr_store_models(myr_store *s, const myr_model_query *q, myr_model_cb cb, void *ud,
                      myr_error *err) {
   static const myr_model_query all;
@@ -1237,17 +1321,19 @@ int myr_store_models(myr_store *s, const myr_model_query *q, myr_model_cb cb, vo
     return myr_error_set(err, MYR_EINVAL, "myr_store_models: NULL argument");
   MYR_RETURN_NOT_OK(load_key_names(s, err));
   for (size_t f = 0; f < q->n_filter; f++) {
+    const char *name = q->key_names[f];
     size_t i = 0;
-    while (i < s->n_keys && q->key_names[f] && strcmp(q->key_names[f], s->key_names[i]))
-      i++;
+    while (i < s->n_keys && (!name || strcmp(name, s->key_names[i]) != 0))
+      i++; /* a NULL name matches nothing */
     if (!q->key_values[f])
-      return myr_error_set(err, MYR_EINVAL, "store %s: filter on key column '%s' has no value",
-                           s->path, q->key_names[f] ? q->key_names[f] : "(null)");
+      return myr_error_set(err, MYR_EINVAL,
+                           "store %s: filter on key column '%s' has no value", s->path,
+                           q->key_names[f] ? q->key_names[f] : "(null)");
     if (i == s->n_keys) {
       char have[512];
       return myr_error_set(
-          err, MYR_EINVAL, "store %s has no key column '%s' (its key columns: %s)", s->path,
-          q->key_names[f] ? q->key_names[f] : "(null)",
+          err, MYR_EINVAL, "store %s has no key column '%s' (its key columns: %s)",
+          s->path, q->key_names[f] ? q->key_names[f] : "(null)",
           join_names(have, sizeof have, (const char *const *)s->key_names, s->n_keys));
     }
   }
@@ -1256,31 +1342,11 @@ int myr_store_models(myr_store *s, const myr_model_query *q, myr_model_cb cb, vo
   if (s->n_keys == 0)
     return MYR_OK; /* no run yet, so no models */
 
-  sb_add(&sql, "SELECT m.run_id, c.version, c.key_hash, ");
-  sb_keys(&sql, s, "c.", "", ", ");
-  sb_add(&sql, ", m.family, m.n_rows, m.n_holdout, m.metrics, b.blob, r.published_at");
-  if (q->worst_metric)
-    sb_add(&sql, ", CASE WHEN json_valid(m.metrics) THEN CASE WHEN json_type(m.metrics, ?1)"
-                 " IN ('integer', 'real') THEN json_extract(m.metrics, ?1) END END AS mv");
-  sb_add(&sql, " FROM current AS c JOIN models AS m ON m.model_id = c.model_id"
-               " LEFT JOIN blobs AS b ON b.model_id = c.model_id"
-               " LEFT JOIN runs AS r ON r.run_id = m.run_id");
-  for (size_t f = 0; f < q->n_filter; f++) {
-    sb_add(&sql, f ? " AND " : " WHERE ");
-    sb_ident(&sql, "c.", q->key_names[f]);
-    sb_add(&sql, " = ?");
-    sb_int(&sql, (long long)f + 2);
-  }
-  sb_add(&sql, " ORDER BY ");
-  if (q->worst_metric)
-    sb_add(&sql, metric_higher_is_better(q->worst_metric) ? "mv IS NULL, mv ASC, "
-                                                          : "mv IS NULL, mv DESC, ");
-  sb_keys(&sql, s, "c.", "", ", ");
-  if (q->limit)
-    sb_add(&sql, " LIMIT ?1000");
+  build_models_sql(&sql, s, q);
   values = myr__calloc(s->n_keys, sizeof *values);
   if (sql.oom || !values) {
-    st = myr_error_set(err, MYR_ENOMEM, "store %s: out of memory querying models", s->path);
+    st = myr_error_set(err, MYR_ENOMEM, "store %s: out of memory querying models",
+                       s->path);
     goto done;
   }
   st = q_get(s, sql.p, &st_q, &slot, err);
@@ -1337,8 +1403,8 @@ done:
   return st;
 }
 
-int myr_store_errors(myr_store *s, int64_t run_id, size_t limit, myr_error_cb cb, void *ud,
-                     myr_error *err) {
+int myr_store_errors(myr_store *s, int64_t run_id, size_t limit, myr_error_cb cb,
+                     void *ud, myr_error *err) {
   sbuf sql = {0};
   sqlite3_stmt *q = NULL;
   const char **values = NULL;
@@ -1365,12 +1431,14 @@ int myr_store_errors(myr_store *s, int64_t run_id, size_t limit, myr_error_cb cb
     return MYR_OK;
   sb_add(&sql, "SELECT run_id, key_hash, ");
   sb_keys(&sql, s, "", "", ", ");
-  sb_add(&sql, ", n_rows, reason, message FROM errors WHERE run_id = ?1 ORDER BY error_id");
+  sb_add(&sql,
+         ", n_rows, reason, message FROM errors WHERE run_id = ?1 ORDER BY error_id");
   if (limit)
     sb_add(&sql, " LIMIT ?2");
   values = myr__calloc(s->n_keys, sizeof *values);
   if (sql.oom || !values) {
-    st = myr_error_set(err, MYR_ENOMEM, "store %s: out of memory listing errors", s->path);
+    st =
+        myr_error_set(err, MYR_ENOMEM, "store %s: out of memory listing errors", s->path);
     goto done;
   }
   st = prepare(s, sql.p, 0, &q, "listing errors", err);

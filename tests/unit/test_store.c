@@ -2,8 +2,9 @@
 /*
  * Tests of the SQLite model store (src/store/store.c): visibility before and after
  * publish, versions across runs, failed runs, key filters and worst-metric order, key
- * name rules, files that are not stores, hash collisions, odd key strings, a 100,000-model
- * run, damaged stores, and an allocation-failure loop over the whole write path.
+ * name rules, files that are not stores, hash collisions, odd key strings, a
+ * 100,000-model run, damaged stores, and an allocation-failure loop over the whole write
+ * path.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,14 +57,14 @@ static int64_t begin_ok(myr_store *s, const char *const *keys, size_t n_keys) {
 }
 
 /* Put a model for (app, api) whose blob is "blob:<app>/<api>" and metrics hold r2. */
-static int put2(myr_store *s, int64_t run, uint64_t hash, const char *app, const char *api,
-                const char *metrics, myr_error *err) {
+static int put2(myr_store *s, int64_t run, uint64_t hash, const char *app,
+                const char *api, const char *metrics, myr_error *err) {
   const char *vals[2] = {app, api};
   size_t lens[2] = {strlen(app), strlen(api)};
   char blob[256];
   int n = snprintf(blob, sizeof blob, "blob:%s/%s", app, api);
-  myr_model_row row = {hash, vals, lens, 100, 20, metrics, (const unsigned char *)blob,
-                       (size_t)n};
+  myr_model_row row = {
+      hash, vals, lens, 100, 20, metrics, (const unsigned char *)blob, (size_t)n};
   return myr_store_put_model(s, run, &row, err);
 }
 
@@ -89,13 +90,13 @@ static void publish_ok(myr_store *s, int64_t run) {
 /* Collects what the callbacks saw. */
 typedef struct seen {
   int n;
-  char key[64][128];    /* "app|api" per record */
+  char key[64][128]; /* "app|api" per record */
   int64_t version[64];
   int64_t run[64];
   char blob[64][128];
   char metrics[64][128];
   uint64_t hash[64];
-  int stop_after;       /* return 7 after this many when > 0 */
+  int stop_after; /* return 7 after this many when > 0 */
 } seen;
 
 static int collect(void *ud, const myr_model_record *r) {
@@ -106,12 +107,12 @@ static int collect(void *ud, const myr_model_record *r) {
   assert_non_null(r->family);
   assert_non_null(r->published_at);
   char *k = v->key[v->n];
+  size_t used = 0;
   k[0] = '\0';
   for (size_t i = 0; i < r->n_keys; i++) {
     assert_non_null(r->key_values[i]);
-    if (i)
-      strcat(k, "|");
-    strncat(k, r->key_values[i], 60);
+    used +=
+        (size_t)snprintf(k + used, 128 - used, "%s%.60s", i ? "|" : "", r->key_values[i]);
   }
   v->version[v->n] = r->version;
   v->run[v->n] = r->run_id;
@@ -213,9 +214,9 @@ static void test_publish_visibility(void **state) {
 }
 
 static int count_runs(void *ud, const myr_run_record *r) {
-  char *out = ud;
-  strcat(out, r->status);
-  strcat(out, ",");
+  char *out = ud; /* 256 bytes */
+  size_t used = strlen(out);
+  snprintf(out + used, 256 - used, "%s,", r->status);
   return 0;
 }
 
@@ -334,6 +335,11 @@ static void test_filters_and_worst(void **state) {
   assert_string_equal(v->key[0], "c|2"); /* rmse 9 */
   assert_string_equal(v->key[1], "b|2"); /* rmse 2.5 */
 
+  myr_model_query worst_b = {fk, fv, 1, "r2", 1}; /* filter and order together */
+  v = query(w, &worst_b);
+  assert_int_equal(v->n, 1);
+  assert_string_equal(v->key[0], "b|2");
+
   myr_model_query bad = {NULL, NULL, 0, "r2') --", 0};
   assert_int_equal(myr_store_models(w, &bad, collect, &dummy, &err), MYR_EINVAL);
 
@@ -423,7 +429,8 @@ static void test_not_a_store(void **state) {
   s = open_ok(path, 0);
   myr_store_close(s);
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL),
+                   SQLITE_OK);
   sqlite3_close(db);
   assert_int_equal(myr_store_open(path, MYR_STORE_READONLY, &s, &err), MYR_EUNSUPPORTED);
   assert_non_null(strstr(err.message, "version 7"));
@@ -434,6 +441,36 @@ static void test_not_a_store(void **state) {
   assert_non_null(strstr(err.message, "no store at"));
   assert_int_equal(access(path, F_OK), -1);
   assert_int_equal(myr_store_open(NULL, 0, &s, &err), MYR_EINVAL);
+}
+
+/* A store no run has written yet: readers see nothing, filters name no key. */
+static void test_empty_store(void **state) {
+  (void)state;
+  char path[512];
+  myr_error err = {0};
+  fresh_path(path, sizeof path, "empty.db");
+  myr_store *w = open_ok(path, 0);
+  myr_store *r = open_ok(path, MYR_STORE_READONLY);
+  myr_store_info info;
+  assert_int_equal(myr_store_get_info(r, &info, &err), MYR_OK);
+  assert_int_equal(info.n_keys, 0);
+  assert_int_equal(info.n_models, 0);
+  assert_int_equal(info.latest_run, 0);
+  assert_int_equal(query(r, NULL)->n, 0);
+  const char *fk[] = {"app"}, *fv[] = {"x"};
+  myr_model_query q = {fk, fv, 1, NULL, 0};
+  seen dummy = {0};
+  assert_int_equal(myr_store_models(r, &q, collect, &dummy, &err), MYR_EINVAL);
+  assert_non_null(strstr(err.message, "none yet"));
+  /* the reader learns the key names once the first run has fixed them */
+  int64_t run = begin_ok(w, KEYS, 2);
+  put2_ok(w, run, 1, "x", "y", 0.5);
+  publish_ok(w, run);
+  assert_int_equal(query(r, &q)->n, 1);
+  assert_int_equal(myr_store_get_info(r, &info, &err), MYR_OK);
+  assert_int_equal(info.n_keys, 2);
+  myr_store_close(r);
+  myr_store_close(w);
 }
 
 static void test_hash_collision_and_odd_keys(void **state) {
@@ -542,18 +579,20 @@ static void test_damaged_store(void **state) {
 
   /* key names that would inject SQL are refused on open */
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db,
-                                "UPDATE meta SET value = '[\"app\",\"x\\\"; DROP TABLE runs\"]'"
-                                " WHERE name = 'key_names'",
-                                NULL, NULL, NULL),
-                   SQLITE_OK);
+  assert_int_equal(
+      sqlite3_exec(db,
+                   "UPDATE meta SET value = '[\"app\",\"x\\\"; DROP TABLE runs\"]'"
+                   " WHERE name = 'key_names'",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
   sqlite3_close(db);
   myr_store *s = NULL;
   myr_error err = {0};
   assert_int_equal(myr_store_open(path, MYR_STORE_READONLY, &s, &err), MYR_ECORRUPT);
   assert_non_null(strstr(err.message, "key_names"));
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = '{' WHERE name = 'key_names'",
+  assert_int_equal(sqlite3_exec(db,
+                                "UPDATE meta SET value = '{' WHERE name = 'key_names'",
                                 NULL, NULL, NULL),
                    SQLITE_OK);
   sqlite3_close(db);
@@ -576,8 +615,8 @@ static void test_many_models(void **state) {
     const char *vals[1] = {key};
     size_t lens[1];
     lens[0] = (size_t)snprintf(key, sizeof key, "k%07d", i);
-    myr_model_row row = {(uint64_t)i * 2654435761u, vals, lens, 50, 10, "{\"r2\":0.5}",
-                         blob, sizeof blob};
+    myr_model_row row = {
+        (uint64_t)i * 2654435761u, vals, lens, 50, 10, "{\"r2\":0.5}", blob, sizeof blob};
     if (myr_store_put_model(w, run, &row, &err) != MYR_OK)
       fail_msg("put %d: %s", i, err.message);
   }
@@ -666,6 +705,7 @@ int main(void) {
       cmocka_unit_test(test_filters_and_worst),
       cmocka_unit_test(test_key_names),
       cmocka_unit_test(test_not_a_store),
+      cmocka_unit_test(test_empty_store),
       cmocka_unit_test(test_hash_collision_and_odd_keys),
       cmocka_unit_test(test_second_writer_and_nesting),
       cmocka_unit_test(test_damaged_store),
