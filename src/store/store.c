@@ -1250,6 +1250,32 @@ static int check_metric(const myr_store *s, const char *m, myr_error *err) {
   return MYR_OK;
 }
 
+/* Ranking by a metric no current model has would silently list models in key order:
+   refuse it instead, naming the metric. */
+static int check_metric_present(const myr_store *s, const char *m, myr_error *err) {
+  static const char sql[] =
+      "SELECT 1 FROM current c JOIN models m ON m.model_id = c.model_id "
+      "WHERE typeof(json_extract(m.metrics, ?1)) IN ('integer', 'real') LIMIT 1";
+  sqlite3_stmt *st = NULL;
+  char path[MAX_METRIC + 3];
+  snprintf(path, sizeof path, "$.%s", m);
+  int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  if (rc == SQLITE_ROW)
+    return MYR_OK;
+  if (rc == SQLITE_DONE)
+    return myr_error_set(err, MYR_ENOTFOUND,
+                         "store %s: no current model has the metric '%s' (holdout metrics "
+                         "r2, rmse, mae need training with --holdout; train_r2 and "
+                         "train_rmse are always there)",
+                         s->path, m);
+  return db_error(s, err, rc, "checking a metric");
+}
+
 /* ORDER BY terms for a worst-metric query: metric column prefixed by mp, keys by kp.
    Rows whose metric is not a number go last. */
 static void sb_worst_order(sbuf *b, const myr_store *s, const myr_model_query *q,
@@ -1341,6 +1367,8 @@ int myr_store_models(myr_store *s, const myr_model_query *q, myr_model_cb cb, vo
     MYR_RETURN_NOT_OK(check_metric(s, q->worst_metric, err));
   if (s->n_keys == 0)
     return MYR_OK; /* no run yet, so no models */
+  if (q->worst_metric)
+    MYR_RETURN_NOT_OK(check_metric_present(s, q->worst_metric, err));
 
   build_models_sql(&sql, s, q);
   values = myr__calloc(s->n_keys, sizeof *values);
