@@ -110,7 +110,7 @@ static int utf8_valid(const unsigned char *s, size_t n) {
 }
 
 /* A cell as a number: MYR__NUM_* */
-static int cell_number(const myr__column *c, size_t i, double *out, const char **text,
+static inline int cell_number(const myr__column *c, size_t i, double *out, const char **text,
                        size_t *text_len) {
   *text = "";
   *text_len = 0;
@@ -128,7 +128,7 @@ static int cell_number(const myr__column *c, size_t i, double *out, const char *
   case MYR__COL_TEXT:
     *text = c->text + c->text_off[i];
     *text_len = c->text_len[i];
-    return myr__parse_double(*text, *text_len, out);
+    return myr__parse_double_fast(*text, *text_len, out);
   default:
     return MYR__NUM_BAD;
   }

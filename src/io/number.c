@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const double pow10_tab[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+const double myr__pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
@@ -106,7 +106,7 @@ int myr__parse_double(const char *s, size_t len, double *out) {
   long e = (long)exp10 - (long)n_frac;
   if (n_int + n_frac <= 19 && m < (1ULL << 53) && e >= -22 && e <= 22) {
     double v = (double)m;
-    v = e < 0 ? v / pow10_tab[-e] : v * pow10_tab[e];
+    v = e < 0 ? v / myr__pow10[-e] : v * myr__pow10[e];
     *out = neg ? -v : v;
     return MYR__NUM_OK;
   }

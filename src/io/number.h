@@ -9,6 +9,7 @@
 #define MYRIAD_IO_NUMBER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum myr__num {
   MYR__NUM_OK = 0,      /* finite number */
@@ -19,6 +20,36 @@ enum myr__num {
 
 /* Parse s[0..len) (not NUL-terminated). Leading and trailing spaces/tabs are ignored. */
 int myr__parse_double(const char *s, size_t len, double *out);
+
+extern const double myr__pow10[23];
+
+/* Inline fast path for the common cell "[-]ddd[.ddd]" (at most 19 digits, no exponent,
+   no padding); anything else goes to myr__parse_double. Same results either way. */
+static inline int myr__parse_double_fast(const char *s, size_t len, double *out) {
+  const char *p = s, *end = s + len;
+  if (len == 0 || len > 20)
+    return myr__parse_double(s, len, out);
+  int neg = *p == '-';
+  p += neg;
+  uint64_t m = 0;
+  const char *d0 = p;
+  while (p < end && (unsigned)(*p - '0') < 10)
+    m = m * 10 + (uint64_t)(*p++ - '0');
+  size_t n_int = (size_t)(p - d0), n_frac = 0;
+  if (p < end && *p == '.') {
+    const char *f0 = ++p;
+    while (p < end && (unsigned)(*p - '0') < 10)
+      m = m * 10 + (uint64_t)(*p++ - '0');
+    n_frac = (size_t)(p - f0);
+  }
+  if (p != end || n_int + n_frac == 0 || m >= (1ULL << 53) || n_frac > 22)
+    return myr__parse_double(s, len, out);
+  double v = (double)m;
+  if (n_frac)
+    v /= myr__pow10[n_frac];
+  *out = neg ? -v : v;
+  return 0; /* MYR__NUM_OK */
+}
 /* Whether s[0..len) is a missing-value token (same rule as above). */
 int myr__is_missing(const char *s, size_t len);
 
