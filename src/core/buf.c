@@ -60,6 +60,15 @@ void myr__buf_append(myr__buf *b, const void *data, size_t len) {
   b->data[b->len] = '\0';
 }
 
+char *myr__buf_extend_slow(myr__buf *b, size_t n) {
+  if (!reserve(b, n))
+    return NULL;
+  char *at = b->data + b->len;
+  b->len += n;
+  b->data[b->len] = '\0';
+  return at;
+}
+
 void myr__buf_puts(myr__buf *b, const char *s) { myr__buf_append(b, s, strlen(s)); }
 
 void myr__buf_printf(myr__buf *b, const char *fmt, ...) {

@@ -30,6 +30,18 @@ void myr__buf_printf(myr__buf *b, const char *fmt, ...)
 void myr__buf_json_str(myr__buf *b, const char *s, size_t len);
 /* Append a finite double as a JSON number (shortest round-trip form), or null. */
 void myr__buf_json_num(myr__buf *b, double v);
+/* Grow len by n bytes and return where they go (uninitialized, and the fast path does
+   not rewrite the terminating NUL: for binary contents); NULL and failed set
+   when out of memory. The slow path allocates; the fast path is a bounds check. */
+char *myr__buf_extend_slow(myr__buf *b, size_t n);
+static inline char *myr__buf_extend(myr__buf *b, size_t n) {
+  if (!b->failed && b->len + n + 1 <= b->cap) {
+    char *at = b->data + b->len;
+    b->len += n;
+    return at;
+  }
+  return myr__buf_extend_slow(b, n);
+}
 /* Contents as a C string ("" when empty). */
 const char *myr__buf_str(const myr__buf *b);
 

@@ -74,6 +74,13 @@ static void list_columns(run *r, char *out, size_t cap) {
 /* Valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 static int utf8_valid(const unsigned char *s, size_t n) {
   size_t i = 0;
+  /* ASCII runs eight bytes at a time: keys are nearly always ASCII. */
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (w & 0x8080808080808080ULL)
+      break;
+  }
   while (i < n) {
     unsigned char c = s[i];
     if (c < 0x80) {
@@ -325,7 +332,7 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
       } else if (c->kind == MYR__COL_TEXT) {
         t = c->text + c->text_off[i];
         tl = c->text_len[i];
-        if (myr__is_missing(t, tl))
+        if (myr__is_missing_fast(t, tl))
           bad = MYR_SKIP_MISSING_KEY + 1;
         else if (!utf8_valid((const unsigned char *)t, tl))
           bad = MYR_SKIP_INVALID_KEY + 1;
@@ -340,10 +347,14 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
         s->bad_col[j] = (uint32_t)r->key_col[k];
         break;
       }
-      unsigned char len4[4] = {(unsigned char)tl, (unsigned char)(tl >> 8),
-                               (unsigned char)(tl >> 16), (unsigned char)(tl >> 24)};
-      myr__buf_append(&s->keys, len4, 4);
-      myr__buf_append(&s->keys, t, tl);
+      unsigned char *at = (unsigned char *)myr__buf_extend(&s->keys, 4 + tl);
+      if (!at)
+        break; /* s->keys.failed is reported below */
+      at[0] = (unsigned char)tl;
+      at[1] = (unsigned char)(tl >> 8);
+      at[2] = (unsigned char)(tl >> 16);
+      at[3] = (unsigned char)(tl >> 24);
+      memcpy(at + 4, t, tl);
     }
     if (!bad) {
       const char *t;

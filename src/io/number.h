@@ -20,8 +20,18 @@ enum myr__num {
 
 /* Parse s[0..len) (not NUL-terminated). Leading and trailing spaces/tabs are ignored. */
 int myr__parse_double(const char *s, size_t len, double *out);
+/* Whether s[0..len) is a missing-value token (same rule as above). */
+int myr__is_missing(const char *s, size_t len);
 
 extern const double myr__pow10[23];
+
+/* myr__is_missing with an inline quick reject: missing tokens are at most 4 characters
+   unless padded with spaces or tabs. */
+static inline int myr__is_missing_fast(const char *s, size_t len) {
+  if (len > 4 && s[0] != ' ' && s[0] != '\t' && s[len - 1] != ' ' && s[len - 1] != '\t')
+    return 0;
+  return myr__is_missing(s, len);
+}
 
 /* Inline fast path for the common cell "[-]ddd[.ddd]" (at most 19 digits, no exponent,
    no padding); anything else goes to myr__parse_double. Same results either way. */
@@ -50,7 +60,5 @@ static inline int myr__parse_double_fast(const char *s, size_t len, double *out)
   *out = neg ? -v : v;
   return 0; /* MYR__NUM_OK */
 }
-/* Whether s[0..len) is a missing-value token (same rule as above). */
-int myr__is_missing(const char *s, size_t len);
 
 #endif /* MYRIAD_IO_NUMBER_H */
