@@ -140,4 +140,77 @@ void myr__buf_json_num(myr__buf *b, double v) {
   myr__buf_puts(b, tmp);
 }
 
+void myr__buf_num12(myr__buf *b, double v) {
+  if (!isfinite(v)) {
+    myr__buf_puts(b, "null");
+    return;
+  }
+  char out[40];
+  size_t o = 0;
+  if (v < 0) {
+    out[o++] = '-';
+    v = -v;
+  }
+  if (v == 0 || v < 1e-200 || v > 1e200) { /* extremes: leave them to printf */
+    if (v == 0) {
+      out[o++] = '0';
+      myr__buf_append(b, out, o);
+    } else {
+      myr__buf_printf(b, "%s%.12g", o ? "-" : "", v);
+    }
+    return;
+  }
+  /* v = n * 10^(e - 11) with n a 12-digit integer. */
+  int e = (int)floor(log10(v));
+  double scaled = v * pow(10.0, 11 - e);
+  long long n = llround(scaled);
+  if (n >= 1000000000000LL) { /* log10 rounded down a power of ten: renormalize */
+    e++;
+    n = llround(v * pow(10.0, 11 - e));
+  } else if (n < 100000000000LL) {
+    e--;
+    n = llround(v * pow(10.0, 11 - e));
+  }
+  char dig[12];
+  for (int i = 11; i >= 0; i--) {
+    dig[i] = (char)('0' + n % 10);
+    n /= 10;
+  }
+  int nd = 12;
+  while (nd > 1 && dig[nd - 1] == '0')
+    nd--;
+  if (e >= 0 && e < 12) { /* plain: ddd.ddd */
+    for (int i = 0; i <= e; i++)
+      out[o++] = i < nd ? dig[i] : '0';
+    if (nd > e + 1) {
+      out[o++] = '.';
+      for (int i = e + 1; i < nd; i++)
+        out[o++] = dig[i];
+    }
+  } else if (e < 0 && e >= -5) { /* plain: 0.000ddd */
+    out[o++] = '0';
+    out[o++] = '.';
+    for (int i = -1; i > e; i--)
+      out[o++] = '0';
+    for (int i = 0; i < nd; i++)
+      out[o++] = dig[i];
+  } else { /* d.ddde+XX */
+    out[o++] = dig[0];
+    if (nd > 1) {
+      out[o++] = '.';
+      for (int i = 1; i < nd; i++)
+        out[o++] = dig[i];
+    }
+    out[o++] = 'e';
+    out[o++] = e < 0 ? '-' : '+';
+    int ae = e < 0 ? -e : e;
+    if (ae >= 100)
+      out[o++] = (char)('0' + ae / 100);
+    if (ae >= 10)
+      out[o++] = (char)('0' + ae / 10 % 10);
+    out[o++] = (char)('0' + ae % 10);
+  }
+  myr__buf_append(b, out, o);
+}
+
 const char *myr__buf_str(const myr__buf *b) { return b->data ? b->data : ""; }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,39 @@ static void test_buf_json(void **state) {
   myr__buf_free(&b);
 }
 
+static void test_num12(void **state) {
+  (void)state;
+  myr__buf b;
+  myr__buf_init(&b);
+  const double cases[] = {0.0, 1.0, -1.0, 0.5, 0.1, 1.0 / 3.0, -2.0 / 3.0, 123456.789,
+                          1e-7, 3.14159e-5, 9.99999999999999e11, 1e12, 123456789012345.0,
+                          -8.289729754253965, 0.99999999999999, 1e-300, 5e300, 2.5e-310};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    myr__buf_reset(&b);
+    myr__buf_num12(&b, cases[i]);
+    char *end;
+    double back = strtod(myr__buf_str(&b), &end);
+    if (*end != 0)
+      fail_msg("%.17g written as \"%s\"", cases[i], myr__buf_str(&b));
+    double tol = 5e-12 * fabs(cases[i]) + 1e-320;
+    if (fabs(back - cases[i]) > tol)
+      fail_msg("%.17g written as %s", cases[i], myr__buf_str(&b));
+  }
+  myr__buf_reset(&b);
+  myr__buf_num12(&b, 0.25);
+  assert_string_equal(myr__buf_str(&b), "0.25");
+  myr__buf_reset(&b);
+  myr__buf_num12(&b, -1500);
+  assert_string_equal(myr__buf_str(&b), "-1500");
+  myr__buf_reset(&b);
+  myr__buf_num12(&b, 1e-7);
+  assert_string_equal(myr__buf_str(&b), "1e-7");
+  myr__buf_reset(&b);
+  myr__buf_num12(&b, NAN);
+  assert_string_equal(myr__buf_str(&b), "null");
+  myr__buf_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_error_set_and_prefix),
@@ -171,6 +205,7 @@ int main(void) {
       cmocka_unit_test(test_hash_is_stable),
       cmocka_unit_test(test_rng_is_deterministic),
       cmocka_unit_test(test_buf_json),
+      cmocka_unit_test(test_num12),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
