@@ -112,7 +112,8 @@ typedef struct myr_train_summary {
   uint64_t groups_failed;
   uint64_t failed[MYR_FAIL__COUNT];       /* groups_failed by reason */
   char failed_example[MYR_FAIL__COUNT][256]; /* first failing key and message */
-  double seconds_read;                    /* reading, parsing and grouping */
+  double seconds_read;                    /* reading and parsing */
+  double seconds_group;                   /* grouping rows by key (counting sort) */
   double seconds_train;                   /* fitting and storing */
   double seconds_publish;                 /* the publishing transaction */
   double seconds_total;                   /* wall time of the whole run */

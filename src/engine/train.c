@@ -471,9 +471,11 @@ static void summary_json(const myr_train_summary *s, myr__buf *b) {
     first = 0;
   }
   myr__buf_printf(b,
-                  "},\"seconds_read\":%.6f,\"seconds_train\":%.6f,\"seconds_publish\":%.6f,"
+                  "},\"seconds_read\":%.6f,\"seconds_group\":%.6f,\"seconds_train\":%.6f,"
+                  "\"seconds_publish\":%.6f,"
                   "\"seconds_total\":%.6f}",
-                  s->seconds_read, s->seconds_train, s->seconds_publish, s->seconds_total);
+                  s->seconds_read, s->seconds_group, s->seconds_train, s->seconds_publish,
+                  s->seconds_total);
 }
 
 int myr_train_summary_json(const myr_train_summary *s, myr_write_fn write, void *ud,
@@ -567,9 +569,11 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
                        opt->input, (unsigned long long)s->rows_total);
     goto done;
   }
+  s->seconds_read = myr__now() - t_start;
+  double t_group = myr__now();
   if ((rc = myr__group_rows(&r, err)) != MYR_OK)
     goto done;
-  s->seconds_read = myr__now() - t_start;
+  s->seconds_group = myr__now() - t_group;
 
   /* 2. fit and store */
   double t_train = myr__now();

@@ -60,19 +60,9 @@ int myr__parse_double(const char *s, size_t len, double *out) {
     neg = *p == '-';
     p++;
   }
-  /* Accumulate every digit; m is exact while there are at most 19 of them (leading
-     zeros included, which is conservative). */
-  uint64_t m = 0;
-  const char *d0 = p;
-  while (p < end && (unsigned)(*p - '0') < 10)
-    m = m * 10 + (uint64_t)(*p++ - '0');
-  size_t n_int = (size_t)(p - d0), n_frac = 0;
-  if (p < end && *p == '.') {
-    const char *f0 = ++p;
-    while (p < end && (unsigned)(*p - '0') < 10)
-      m = m * 10 + (uint64_t)(*p++ - '0');
-    n_frac = (size_t)(p - f0);
-  }
+  uint64_t m;
+  size_t n_int, n_frac;
+  p = myr__scan_decimal(p, end, &m, &n_int, &n_frac);
   if (n_int + n_frac == 0) {
     /* Not a decimal: a missing token, infinity, or junk. */
     if (myr__is_missing(s, len))

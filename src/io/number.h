@@ -33,26 +33,37 @@ static inline int myr__is_missing_fast(const char *s, size_t len) {
   return myr__is_missing(s, len);
 }
 
-/* Inline fast path for the common cell "[-]ddd[.ddd]" (at most 19 digits, no exponent,
-   no padding); anything else goes to myr__parse_double. Same results either way. */
-static inline int myr__parse_double_fast(const char *s, size_t len, double *out) {
-  const char *p = s, *end = s + len;
-  if (len == 0 || len > 20)
-    return myr__parse_double(s, len, out);
-  int neg = *p == '-';
-  p += neg;
-  uint64_t m = 0;
+/* Scan "ddd[.ddd]" from p: every digit is accumulated into *m (exact while there are at
+   most 19 of them, leading zeros included), *n_int and *n_frac count them. Returns the
+   position after the last digit. */
+static inline const char *myr__scan_decimal(const char *p, const char *end, uint64_t *m,
+                                            size_t *n_int, size_t *n_frac) {
+  uint64_t v = 0;
   const char *d0 = p;
   while (p < end && (unsigned)(*p - '0') < 10)
-    m = m * 10 + (uint64_t)(*p++ - '0');
-  size_t n_int = (size_t)(p - d0), n_frac = 0;
+    v = v * 10 + (uint64_t)(*p++ - '0');
+  *n_int = (size_t)(p - d0);
+  *n_frac = 0;
   if (p < end && *p == '.') {
     const char *f0 = ++p;
     while (p < end && (unsigned)(*p - '0') < 10)
-      m = m * 10 + (uint64_t)(*p++ - '0');
-    n_frac = (size_t)(p - f0);
+      v = v * 10 + (uint64_t)(*p++ - '0');
+    *n_frac = (size_t)(p - f0);
   }
-  if (p != end || n_int + n_frac == 0 || m >= (1ULL << 53) || n_frac > 22)
+  *m = v;
+  return p;
+}
+
+/* Inline fast path for the common cell "[-]ddd[.ddd]" (at most 19 digits, no exponent,
+   no padding); anything else goes to myr__parse_double. Same results either way. */
+static inline int myr__parse_double_fast(const char *s, size_t len, double *out) {
+  if (len == 0 || len > 20)
+    return myr__parse_double(s, len, out);
+  int neg = *s == '-';
+  uint64_t m;
+  size_t n_int, n_frac;
+  const char *p = myr__scan_decimal(s + neg, s + len, &m, &n_int, &n_frac);
+  if (p != s + len || n_int + n_frac == 0 || m >= (1ULL << 53) || n_frac > 22)
     return myr__parse_double(s, len, out);
   double v = (double)m;
   if (n_frac)

@@ -1,23 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Fixtures for the CLI integration tests: the myriad binary (from $MYR_CLI, else
-build/release/myriad; a missing binary fails every test with instructions, it never skips)
-and small generated data sets, written under pytest's tmp directories."""
-import sys
+"""Data sets for the CLI integration tests (small, generated under pytest's tmp
+directories); the `cli` fixture comes from tests/conftest.py."""
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/pyhelpers.py
-
-import pyhelpers  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def cli() -> Path:
-    try:
-        return pyhelpers.find_cli()
-    except RuntimeError as e:
-        pytest.fail(str(e), pytrace=False)
+import pyhelpers
 
 
 @pytest.fixture(scope="module")

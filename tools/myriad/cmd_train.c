@@ -142,10 +142,10 @@ static void print_summary(const myr_train_options *o, const myr_train_summary *s
     printf("\n");
   }
   double mps = s->seconds_total > 0 ? (double)s->groups_trained / s->seconds_total : 0;
-  printf("  time     %.2f s (read+group %.2f s, train+store %.2f s, publish %.2f s), "
+  printf("  time     %.2f s (read %.2f s, group %.2f s, train+store %.2f s, publish %.2f s), "
          "%s models/s\n",
-         s->seconds_total, s->seconds_read, s->seconds_train, s->seconds_publish,
-         cli_grouped((unsigned long long)mps, a, sizeof a));
+         s->seconds_total, s->seconds_read, s->seconds_group, s->seconds_train,
+         s->seconds_publish, cli_grouped((unsigned long long)mps, a, sizeof a));
 }
 
 int myr_cmd_train(int argc, char **argv) {
