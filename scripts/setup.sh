@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(build-essential cmake pkg-config libsqlite3-dev sqlite3 libcmocka-dev
+APT_PACKAGES=(build-essential cmake pkg-config libsqlite3-dev sqlite3 libcmocka-dev libjansson-dev
               python3 python3-venv python3-dev clang cppcheck)
 
 missing=()

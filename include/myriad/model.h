@@ -81,7 +81,10 @@ typedef struct myr_model_family {
    */
   int (*fit)(const void *params, const myr_dataset *data, uint64_t seed,
              const myr_scratch *scratch, void **model_out, myr_error *err);
-  /** Number of outputs per row predict writes (NULL: 1). */
+  /**
+   * Number of outputs per row predict writes (NULL: 1). Classifiers write one
+   * probability per class, in the order of class_values().
+   */
   size_t (*n_outputs)(const void *model);
   /** Predict n_rows rows of x (row-major) into out (n_rows * n_outputs). */
   int (*predict)(const void *model, const double *x, size_t n_rows, size_t n_features,
@@ -99,6 +102,12 @@ typedef struct myr_model_family {
                 myr_error *err);
   /** Write the model as one JSON object (coefficients, trees ...); NULL if none. */
   int (*describe)(const void *model, myr_write_fn write, void *ud);
+  /**
+   * Classifiers: the label value of each output column (NULL for other tasks). Labels
+   * are numbers; a classifier's classes are the distinct label values of its group,
+   * ascending, as scikit-learn's classes_.
+   */
+  const double *(*class_values)(const void *model);
 } myr_model_family;
 
 /** A set of families: the built-ins plus any the user adds. */
@@ -116,6 +125,19 @@ MYR_API const myr_model_family *myr_registry_find(const myr_registry *reg, const
 /** @brief The i-th family (i < count) for listings; NULL reg means the built-ins. */
 MYR_API size_t myr_registry_count(const myr_registry *reg);
 MYR_API const myr_model_family *myr_registry_at(const myr_registry *reg, size_t i);
+
+/**
+ * @brief Load a plugin shared library and add the families it provides.
+ *
+ * The library must export `int myr_plugin_register(uint32_t abi_version,
+ * myr_registry *reg, myr_error *err)`, which checks abi_version against the
+ * MYR_MODEL_ABI_VERSION it was built with and calls myr_registry_add() for each family
+ * (see docs/plugins.md). The library stays loaded until the registry is destroyed.
+ */
+MYR_API int myr_registry_load_plugin(myr_registry *reg, const char *path, myr_error *err);
+
+/** Name of the function a plugin exports. */
+#define MYR_PLUGIN_SYMBOL "myr_plugin_register"
 
 #ifdef __cplusplus
 }

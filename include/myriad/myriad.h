@@ -13,6 +13,7 @@
 #include "myriad/error.h"
 #include "myriad/gen.h"
 #include "myriad/model.h"
+#include "myriad/predict.h"
 #include "myriad/store.h"
 #include "myriad/train.h"
 
