@@ -87,6 +87,54 @@ static void regression_metrics(const double *y, const double *pred, size_t n, do
   *mae = abs_sum / (double)n;
 }
 
+/* Accuracy and log-loss of per-class probabilities (rows of n_out) against labels y. */
+static void classification_metrics(const double *y, const double *prob, size_t n,
+                                   size_t n_out, const double *classes, double *accuracy,
+                                   double *log_loss) {
+  const double eps = 2.220446049250313e-16; /* float64 machine epsilon, as scikit-learn */
+  size_t right = 0;
+  double loss = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double *p = prob + i * n_out;
+    size_t best = 0;
+    double py = 0;
+    for (size_t c = 0; c < n_out; c++) {
+      if (p[c] > p[best])
+        best = c;
+      if (classes[c] == y[i])
+        py = p[c];
+    }
+    right += classes[best] == y[i];
+    py = py < eps ? eps : py > 1 - eps ? 1 - eps : py;
+    loss -= log(py);
+  }
+  *accuracy = (double)right / (double)n;
+  *log_loss = loss / (double)n;
+}
+
+/* Predict d's rows and write its metrics: held-out ones when held is set, else the
+   train_* ones. */
+static int score(const myr_model_family *f, const void *model, const double *classes,
+                 size_t n_out, const myr_dataset *d, double *pred, double *metric,
+                 int held, myr_error *err) {
+  int rc = f->predict(model, d->x, d->n_rows, d->n_features, pred, err);
+  if (rc != MYR_OK)
+    return rc;
+  if (classes) {
+    classification_metrics(d->y, pred, d->n_rows, n_out, classes,
+                           &metric[held ? MYR__M_ACCURACY : MYR__M_TRAIN_ACCURACY],
+                           &metric[held ? MYR__M_LOG_LOSS : MYR__M_TRAIN_LOG_LOSS]);
+  } else if (held) {
+    regression_metrics(d->y, pred, d->n_rows, &metric[MYR__M_R2], &metric[MYR__M_RMSE],
+                       &metric[MYR__M_MAE]);
+  } else {
+    double mae;
+    regression_metrics(d->y, pred, d->n_rows, &metric[MYR__M_TRAIN_R2],
+                       &metric[MYR__M_TRAIN_RMSE], &mae);
+  }
+  return MYR_OK;
+}
+
 static void set_failure(myr__result *res, int failure, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -176,24 +224,22 @@ static void fit_group(run *r, uint32_t g, myr__worker *w, myr__result *res) {
     return;
   }
   size_t n_pred = train.n_rows > n_hold ? train.n_rows : n_hold;
-  double *pred = myr__arena_alloc(a, n_pred * sizeof *pred, sizeof *pred);
+  size_t n_out = f->n_outputs ? f->n_outputs(model) : 1;
+  const double *classes = f->class_values ? f->class_values(model) : NULL;
+  double *pred = n_out && n_pred <= SIZE_MAX / sizeof *pred / n_out
+                     ? myr__arena_alloc(a, n_pred * n_out * sizeof *pred, sizeof *pred)
+                     : NULL;
   if (!pred) {
     set_failure(res, MYR_FAIL_NO_MEMORY, "out of memory scoring %zu rows", n_pred);
     return;
   }
   for (int m = 0; m < MYR__M_COUNT; m++)
     res->metric[m] = NAN;
-  if (f->task == MYR_TASK_REGRESSION) {
-    double mae;
-    rc = f->predict(model, train.x, train.n_rows, p, pred, &err);
-    if (rc == MYR_OK)
-      regression_metrics(train.y, pred, train.n_rows, &res->metric[MYR__M_TRAIN_R2],
-                         &res->metric[MYR__M_TRAIN_RMSE], &mae);
+  if (f->task == MYR_TASK_REGRESSION || classes) {
+    rc = score(f, model, classes, n_out, &train, pred, &res->metric[0], 0, &err);
     if (rc == MYR_OK && n_hold > 0) {
-      rc = f->predict(model, xh, n_hold, p, pred, &err);
-      if (rc == MYR_OK)
-        regression_metrics(yh, pred, n_hold, &res->metric[MYR__M_R2], &res->metric[MYR__M_RMSE],
-                           &res->metric[MYR__M_MAE]);
+      myr_dataset held = {n_hold, p, xh, yh};
+      rc = score(f, model, classes, n_out, &held, pred, &res->metric[0], 1, &err);
     }
     if (rc != MYR_OK) {
       set_failure(res, MYR_FAIL_MODEL, "scoring failed: %s", err.message);
@@ -232,7 +278,9 @@ static int fit_task(void *ctx, size_t task, unsigned wi) {
 /* ------------------------------------------------------------------ storing */
 
 static void metrics_json(myr__buf *b, const myr__result *res) {
-  static const char *const names[MYR__M_COUNT] = {"r2", "rmse", "mae", "train_r2", "train_rmse"};
+  static const char *const names[MYR__M_COUNT] = {
+      "r2",       "rmse",     "mae",           "train_r2",      "train_rmse",
+      "accuracy", "log_loss", "train_accuracy", "train_log_loss"};
   myr__buf_reset(b);
   myr__buf_puts(b, "{");
   int first = 1;

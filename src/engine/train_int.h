@@ -28,7 +28,14 @@ typedef struct myr__row_chunk {
 } myr__row_chunk;
 
 enum { MYR__RES_OK = 0, MYR__RES_FAILED = 1, MYR__RES_ABORTED = 2 };
-enum { MYR__M_R2, MYR__M_RMSE, MYR__M_MAE, MYR__M_TRAIN_R2, MYR__M_TRAIN_RMSE, MYR__M_COUNT };
+/* Metrics kept per model; NaN = not computed (written only when finite). */
+enum {
+  MYR__M_R2, MYR__M_RMSE, MYR__M_MAE,             /* regression, on held-out rows */
+  MYR__M_TRAIN_R2, MYR__M_TRAIN_RMSE,             /* regression, on the fitted rows */
+  MYR__M_ACCURACY, MYR__M_LOG_LOSS,               /* classification, held out */
+  MYR__M_TRAIN_ACCURACY, MYR__M_TRAIN_LOG_LOSS,   /* classification, fitted rows */
+  MYR__M_COUNT
+};
 
 /* One group's outcome, written by a worker, drained by the calling thread. */
 typedef struct myr__result {
