@@ -268,7 +268,6 @@ static int fit_task(void *ctx, size_t task, unsigned wi) {
     fit_group(r, g, &r->workers[wi], res);
     myr__arena_reset(&r->workers[wi].arena);
   }
-  atomic_fetch_add_explicit(&r->rows_done, r->keys.count[g], memory_order_relaxed);
   size_t slot = atomic_fetch_add_explicit(&r->done_tail, 1, memory_order_relaxed);
   r->done_list[slot] = (uint32_t)task;
   atomic_store_explicit(&r->ready[slot], 1, memory_order_release);
@@ -369,7 +368,6 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
     myr__arena_init(&r->workers[i].arena, 64 * 1024);
   atomic_init(&r->done_tail, 0);
   atomic_init(&r->abort, 0);
-  atomic_init(&r->rows_done, 0);
 
   myr__buf mj;
   myr__buf_init(&mj);
@@ -380,9 +378,11 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
   int rc = MYR_OK;
   myr__pool_start(r->pool, n_tasks, fit_task, r);
   size_t next = 0;
+  uint64_t rows_done = 0; /* rows of the groups drained so far */
   while (next < n_tasks) {
     if (atomic_load_explicit(&r->ready[next], memory_order_acquire)) {
       size_t task = r->done_list[next++];
+      rows_done += r->keys.count[r->order[task]];
       if (rc == MYR_OK) {
         rc = drain_one(r, store, run_id, task, &mj, err);
         if (rc != MYR_OK)
@@ -405,7 +405,7 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
       atomic_store(&r->abort, 1);
     }
     pr.groups_done = next;
-    pr.rows_done = atomic_load_explicit(&r->rows_done, memory_order_relaxed);
+    pr.rows_done = rows_done;
     myr__report(r, &pr, &last, t0, 0);
   }
   myr__pool_wait(r->pool);

@@ -91,7 +91,6 @@ typedef struct run {
   atomic_uchar *ready;    /* done_list[i] is valid */
   atomic_size_t done_tail;
   atomic_int abort;       /* stop fitting: tasks complete as RES_ABORTED */
-  atomic_uint_least64_t rows_done;
 } run;
 
 extern const char *const myr__skip_names[MYR_SKIP__COUNT];
