@@ -12,7 +12,6 @@
  * so the rows are held about once, not twice.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,31 +21,6 @@
 #include "engine/train_int.h"
 #include "io/number.h"
 #include "myriad/blob.h"
-
-static void note_skip(run *r, int reason, uint64_t row, uint64_t line, const char *column,
-                      const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 6, 7)))
-#endif
-    ;
-
-static void note_skip(run *r, int reason, uint64_t row, uint64_t line, const char *column,
-                      const char *fmt, ...) {
-  myr_train_summary *s = r->sum;
-  s->skipped[reason]++;
-  myr_skip_example *ex = &s->skip_example[reason];
-  if (ex->row)
-    return;
-  ex->row = row;
-  ex->line = line;
-  snprintf(ex->column, sizeof ex->column, "%s", column ? column : "");
-  if (fmt) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(ex->detail, sizeof ex->detail, fmt, ap);
-    va_end(ap);
-  }
-}
 
 static int find_column(run *r, const char *name, size_t *out) {
   for (size_t i = 0; i < r->n_cols; i++)
@@ -263,6 +237,9 @@ struct myr__parse_slice {
   size_t *key_off;     /* start of each row's key encoding in keys */
   myr__buf keys;       /* key encodings, back to back */
   int rc;              /* MYR_OK, or a failure of this slice */
+  /* First skipped row of each reason in this slice, described while the batch's text
+     is still valid, so that merging can run after the reader moved on. */
+  myr_skip_example ex[MYR_SKIP__COUNT]; /* ex[r].row == 0: none */
 };
 
 static int slice_reserve(myr__parse_slice *s, size_t rows, size_t p) {
@@ -308,10 +285,50 @@ static int num_reason(int k, int missing_reason) {
                                : MYR_SKIP_NON_NUMERIC;
 }
 
+/* Describe row i of b, skipped for reason, into ex (once per reason and slice). */
+static void describe_skip(const run *r, const myr__batch *b, size_t i, int reason,
+                          uint32_t col, myr_skip_example *ex) {
+  uint32_t arg = b->skip_arg ? b->skip_arg[i] : 0;
+  const char *name = NULL;
+  ex->row = b->first_row + i + 1;
+  ex->line = b->line ? b->line[i] : 0;
+  ex->detail[0] = '\0';
+  switch (reason) {
+  case MYR_SKIP_FIELD_COUNT:
+    snprintf(ex->detail, sizeof ex->detail, "expected %zu fields, got %u", r->n_cols, arg);
+    break;
+  case MYR_SKIP_BAD_QUOTING:
+  case MYR_SKIP_NUL_BYTE:
+    if (arg >= 1 && arg <= r->n_cols)
+      name = myr__csv_column_name(r->csv, arg - 1);
+    break;
+  case MYR_SKIP_BLANK_LINE:
+    break;
+  case MYR_SKIP_INVALID_KEY:
+    name = myr__csv_column_name(r->csv, col);
+    snprintf(ex->detail, sizeof ex->detail, "key is not valid UTF-8");
+    break;
+  case MYR_SKIP_NON_NUMERIC:
+  case MYR_SKIP_NON_FINITE: {
+    const myr__column *c = &b->columns[col];
+    name = myr__csv_column_name(r->csv, col);
+    if (c->kind == MYR__COL_TEXT)
+      show_value(ex->detail, sizeof ex->detail, c->text + c->text_off[i], c->text_len[i]);
+    break;
+  }
+  default:
+    name = myr__csv_column_name(r->csv, col);
+    break;
+  }
+  snprintf(ex->column, sizeof ex->column, "%s", name ? name : "");
+}
+
 /* Parse rows [s->lo, s->hi) of b. Runs on any thread; touches only s. */
 static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) {
   const size_t n_keys = r->opt->n_keys, p = r->p;
   myr__buf_reset(&s->keys);
+  for (int k = 0; k < MYR_SKIP__COUNT; k++)
+    s->ex[k].row = 0;
   for (size_t i = s->lo; i < s->hi; i++) {
     size_t j = i - s->lo;
     s->key_off[j] = s->keys.len;
@@ -319,6 +336,8 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
     s->bad_col[j] = 0;
     if (b->skip && b->skip[i]) {
       s->status[j] = b->skip[i];
+      if (!s->ex[b->skip[i] - 1].row)
+        describe_skip(r, b, i, b->skip[i] - 1, 0, &s->ex[b->skip[i] - 1]);
       continue;
     }
     int bad = 0;
@@ -377,6 +396,8 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
     if (bad) {
       s->status[j] = (uint8_t)bad;
       s->keys.len = s->key_off[j]; /* drop a partial key */
+      if (!s->ex[bad - 1].row)
+        describe_skip(r, b, i, bad - 1, s->bad_col[j], &s->ex[bad - 1]);
       continue;
     }
     const unsigned char *enc = (const unsigned char *)s->keys.data + s->key_off[j];
@@ -386,67 +407,18 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
   s->rc = s->keys.failed ? MYR_ENOMEM : MYR_OK;
 }
 
-typedef struct parse_job {
-  const run *r;
-  const myr__batch *b;
-} parse_job;
-
-static int parse_task(void *ctx, size_t task, unsigned worker) {
-  parse_job *job = ctx;
-  (void)worker;
-  parse_slice(job->r, job->b, &job->r->slices[task]);
-  return MYR_OK;
-}
-
-/* Record why row i was skipped; the first row of each reason keeps its details. */
-static void skip_row(run *r, const myr__batch *b, size_t i, int reason, uint32_t col) {
-  uint64_t row = b->first_row + i + 1, line = b->line ? b->line[i] : 0;
-  if (r->sum->skip_example[reason].row) {
-    r->sum->skipped[reason]++;
-    return;
-  }
-  uint32_t arg = b->skip_arg ? b->skip_arg[i] : 0;
-  const char *name = NULL;
-  char detail[80] = "";
-  switch (reason) {
-  case MYR_SKIP_FIELD_COUNT:
-    note_skip(r, reason, row, line, NULL, "expected %zu fields, got %u", r->n_cols, arg);
-    return;
-  case MYR_SKIP_BAD_QUOTING:
-  case MYR_SKIP_NUL_BYTE:
-    if (arg >= 1 && arg <= r->n_cols)
-      name = myr__csv_column_name(r->csv, arg - 1);
-    note_skip(r, reason, row, line, name, NULL);
-    return;
-  case MYR_SKIP_BLANK_LINE:
-    note_skip(r, reason, row, line, NULL, NULL);
-    return;
-  case MYR_SKIP_INVALID_KEY:
-    note_skip(r, reason, row, line, myr__csv_column_name(r->csv, col),
-              "key is not valid UTF-8");
-    return;
-  case MYR_SKIP_NON_NUMERIC:
-  case MYR_SKIP_NON_FINITE: {
-    const myr__column *c = &b->columns[col];
-    if (c->kind == MYR__COL_TEXT)
-      show_value(detail, sizeof detail, c->text + c->text_off[i], c->text_len[i]);
-    break;
-  }
-  default:
-    break;
-  }
-  note_skip(r, reason, row, line, myr__csv_column_name(r->csv, col), "%s", detail);
-}
-
 /* Merge parsed slices in row order: count skips, intern keys, append rows. */
-static int merge_slice(run *r, const myr__batch *b, const myr__parse_slice *s,
-                       myr_error *err) {
+static int merge_slice(run *r, const myr__parse_slice *s, myr_error *err) {
   const size_t p = r->p;
-  r->sum->rows_total += s->hi - s->lo;
+  myr_train_summary *sum = r->sum;
+  sum->rows_total += s->hi - s->lo;
   for (size_t i = s->lo; i < s->hi; i++) {
     size_t j = i - s->lo;
     if (s->status[j]) {
-      skip_row(r, b, i, s->status[j] - 1, s->bad_col[j]);
+      int reason = s->status[j] - 1;
+      /* The first row of a reason in the first slice that has one is the first overall. */
+      if (sum->skipped[reason]++ == 0)
+        sum->skip_example[reason] = s->ex[reason];
       continue;
     }
     uint32_t gid;
@@ -474,27 +446,41 @@ static int merge_slice(run *r, const myr__batch *b, const myr__parse_slice *s,
   return MYR_OK;
 }
 
-/* Parse one batch (in parallel when it is worth it) and merge it in order. */
-static int ingest_batch(run *r, const myr__batch *b, myr_error *err) {
-  size_t n_slices = b->n_rows >= 4096 ? r->n_slices : 1;
-  size_t per = (b->n_rows + n_slices - 1) / n_slices;
-  for (size_t t = 0; t < n_slices; t++) {
-    myr__parse_slice *s = &r->slices[t];
+/* Split b's rows over the slices of set `set` and size their arrays; returns how many
+   slices are used (one for small batches). */
+static int prepare_slices(run *r, const myr__batch *b, myr__parse_slice *set,
+                          size_t *n_used, myr_error *err) {
+  size_t n = b->n_rows >= 4096 ? r->n_slices : 1;
+  size_t per = (b->n_rows + n - 1) / n;
+  for (size_t t = 0; t < n; t++) {
+    myr__parse_slice *s = &set[t];
     s->lo = t * per < b->n_rows ? t * per : b->n_rows;
     s->hi = s->lo + per < b->n_rows ? s->lo + per : b->n_rows;
     if (!slice_reserve(s, s->hi - s->lo + 1, r->p))
       return myr_error_set(err, MYR_ENOMEM, "out of memory parsing rows");
   }
-  if (n_slices > 1) {
-    parse_job job = {r, b};
-    myr__pool_run(r->pool, n_slices, parse_task, &job);
-  } else {
-    parse_slice(r, b, &r->slices[0]);
-  }
-  for (size_t t = 0; t < n_slices; t++) {
-    if (r->slices[t].rc != MYR_OK)
-      return myr_error_set(err, r->slices[t].rc, "out of memory encoding keys");
-    MYR_RETURN_NOT_OK(merge_slice(r, b, &r->slices[t], err));
+  *n_used = n;
+  return MYR_OK;
+}
+
+typedef struct parse_job {
+  const run *r;
+  const myr__batch *b;
+  myr__parse_slice *set;
+} parse_job;
+
+static int parse_task(void *ctx, size_t task, unsigned worker) {
+  parse_job *job = ctx;
+  (void)worker;
+  parse_slice(job->r, job->b, &job->set[task]);
+  return MYR_OK;
+}
+
+static int merge_set(run *r, myr__parse_slice *set, size_t n, myr_error *err) {
+  for (size_t t = 0; t < n; t++) {
+    if (set[t].rc != MYR_OK)
+      return myr_error_set(err, set[t].rc, "out of memory encoding keys");
+    MYR_RETURN_NOT_OK(merge_slice(r, &set[t], err));
   }
   return MYR_OK;
 }
@@ -535,28 +521,55 @@ int myr__ingest(run *r, myr_error *err) {
     return myr_error_set(err, MYR_ENODATA, "%s: no data rows after the header", o->input);
   MYR_RETURN_NOT_OK(choose_features(r, b, err));
 
+  /* Two sets of slices: the pool parses batch k+1 into one while this thread merges
+     batch k from the other. Parsing copies everything merging needs out of the batch,
+     so the reader may move on as soon as a parse is done. */
   r->n_slices = myr__pool_size(r->pool);
-  r->slices = myr__calloc(r->n_slices, sizeof *r->slices);
+  r->slices = myr__calloc(2 * r->n_slices, sizeof *r->slices);
   int rc = r->slices ? MYR_OK : myr_error_set(err, MYR_ENOMEM, "out of memory");
   myr_progress pr = {0};
   pr.phase = 1;
   pr.bytes_total = myr__csv_bytes_total(r->csv);
   double t0 = myr__now(), last = 0;
-  while (rc == MYR_OK && b) {
-    rc = ingest_batch(r, b, err);
-    if (rc != MYR_OK)
-      break;
-    if (o->cancel && *o->cancel) {
+  int cur = 0;
+  size_t n_cur = 0;
+  parse_job job = {r, b, r->slices};
+  if (rc == MYR_OK && (rc = prepare_slices(r, b, r->slices, &n_cur, err)) == MYR_OK)
+    myr__pool_run(r->pool, n_cur, parse_task, &job);
+  while (rc == MYR_OK) {
+    myr__parse_slice *done_set = r->slices + (size_t)cur * r->n_slices;
+    size_t n_done = n_cur;
+    pr.bytes_done = myr__csv_bytes_read(r->csv);
+    rc = myr__csv_next(r->csv, &b, err);
+    int parsing = 0;
+    if (rc == MYR_OK && b) {
+      myr__parse_slice *next_set = r->slices + (size_t)(1 - cur) * r->n_slices;
+      rc = prepare_slices(r, b, next_set, &n_cur, err);
+      if (rc == MYR_OK) {
+        job.b = b;
+        job.set = next_set;
+        myr__pool_start(r->pool, n_cur, parse_task, &job);
+        parsing = 1;
+      }
+    }
+    int mrc = merge_set(r, done_set, n_done, err);
+    if (parsing)
+      myr__pool_wait(r->pool);
+    if (rc == MYR_OK)
+      rc = mrc;
+    if (rc == MYR_OK && o->cancel && *o->cancel) {
       rc = myr_error_set(err, MYR_ECANCELED, "canceled while reading %s", o->input);
       break;
     }
-    pr.bytes_done = myr__csv_bytes_read(r->csv);
+    if (rc != MYR_OK || !b)
+      break;
+    cur = 1 - cur;
     pr.rows_done = r->sum->rows_total;
     myr__report(r, &pr, &last, t0, 0);
-    rc = myr__csv_next(r->csv, &b, err);
   }
   if (rc == MYR_OK) {
     pr.bytes_done = myr__csv_bytes_read(r->csv);
+    pr.rows_done = r->sum->rows_total;
     myr__report(r, &pr, &last, t0, 1);
   }
   return rc;
@@ -619,7 +632,7 @@ void myr__ingest_free(run *r) {
   }
   r->tail = NULL;
   if (r->slices)
-    for (size_t t = 0; t < r->n_slices; t++)
+    for (size_t t = 0; t < 2 * r->n_slices; t++)
       slice_free(&r->slices[t]);
   myr__free(r->slices);
   r->slices = NULL;

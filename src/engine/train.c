@@ -409,6 +409,10 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
     myr__report(r, &pr, &last, t0, 0);
   }
   myr__pool_wait(r->pool);
+  /* A cancel seen only by the workers (tasks completed as aborted) still fails the run. */
+  if (rc == MYR_OK && r->opt->cancel && *r->opt->cancel)
+    rc = myr_error_set(err, MYR_ECANCELED, "canceled after %zu of %zu groups", next,
+                       n_tasks);
   pr.groups_done = next;
   myr__report(r, &pr, &last, t0, 1);
   myr__buf_free(&mj);
