@@ -41,7 +41,7 @@ test-asan: build-asan
 	ctest --preset debug-asan -j $(JOBS)
 
 test-python: build
-	MYR_CLI=$(abspath $(CLI)) $(PYTHON) -m pytest -q tests/integration tests/python
+	MYR_CLI=$(abspath $(CLI)) MYR_KNN_PLUGIN=$(abspath $(dir $(CLI))plugins/libmyriad_knn.so) $(PYTHON) -m pytest -q tests/integration tests/python
 
 test: checksrc test-c test-asan test-python
 	@echo "make test: all tests passed"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/text.h"
 
 void myr__buf_init(myr__buf *b) {
   b->data = NULL;
@@ -131,13 +132,7 @@ void myr__buf_json_num(myr__buf *b, double v) {
     return;
   }
   char tmp[40];
-  /* Shortest of %.15g..%.17g that reads back to the same double. */
-  for (int prec = 15; prec <= 17; prec++) {
-    snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-    if (strtod(tmp, NULL) == v)
-      break;
-  }
-  myr__buf_puts(b, tmp);
+  myr__buf_append(b, tmp, myr__fmt_double(tmp, v));
 }
 
 void myr__buf_num12(myr__buf *b, double v) {

@@ -18,77 +18,10 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/text.h"
 #include "engine/train_int.h"
 #include "io/number.h"
 #include "myriad/blob.h"
-
-static int find_column(run *r, const char *name, size_t *out) {
-  for (size_t i = 0; i < r->n_cols; i++)
-    if (strcmp(myr__csv_column_name(r->csv, i), name) == 0) {
-      *out = i;
-      return 1;
-    }
-  return 0;
-}
-
-static void list_columns(run *r, char *out, size_t cap) {
-  size_t pos = 0;
-  out[0] = '\0';
-  for (size_t i = 0; i < r->n_cols && pos + 4 < cap; i++) {
-    int w = snprintf(out + pos, cap - pos, "%s%s", i ? ", " : "",
-                     myr__csv_column_name(r->csv, i));
-    if (w < 0 || (size_t)w >= cap - pos) {
-      snprintf(out + (cap > 4 ? cap - 4 : 0), 4, "...");
-      break;
-    }
-    pos += (size_t)w;
-  }
-}
-
-/* Valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-static int utf8_valid(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  /* ASCII runs eight bytes at a time: keys are nearly always ASCII. */
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, s + i, 8);
-    if (w & 0x8080808080808080ULL)
-      break;
-  }
-  while (i < n) {
-    unsigned char c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return 0;
-    }
-    if (n - i < len)
-      return 0;
-    for (size_t k = 1; k < len; k++) {
-      if ((s[i + k] & 0xc0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-      return 0;
-    i += len;
-  }
-  return 1;
-}
 
 /* A cell as a number: MYR__NUM_* */
 static inline int cell_number(const myr__column *c, size_t i, double *out, const char **text,
@@ -144,9 +77,9 @@ static int choose_features(run *r, const myr__batch *first, myr_error *err) {
       return myr_error_set(err, MYR_ENOMEM, "out of memory");
     for (size_t f = 0; f < o->n_features; f++) {
       size_t c;
-      if (!find_column(r, o->features[f], &c)) {
+      if (!myr__csv_find(r->csv, o->features[f], &c)) {
         char cols[512];
-        list_columns(r, cols, sizeof cols);
+        myr__csv_list(r->csv, cols, sizeof cols);
         return myr_error_set(err, MYR_ENOTFOUND,
                              "%s: no feature column '%s' (columns: %s)", o->input,
                              o->features[f], cols);
@@ -353,7 +286,7 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
         tl = c->text_len[i];
         if (myr__is_missing_fast(t, tl))
           bad = MYR_SKIP_MISSING_KEY + 1;
-        else if (!utf8_valid((const unsigned char *)t, tl))
+        else if (!myr__utf8_valid((const unsigned char *)t, tl))
           bad = MYR_SKIP_INVALID_KEY + 1;
       } else if (c->kind == MYR__COL_I64) {
         int w = snprintf(num, sizeof num, "%lld", (long long)c->i64[i]);
@@ -496,8 +429,8 @@ int myr__ingest(run *r, myr_error *err) {
     return myr_error_set(err, MYR_ENOMEM, "out of memory");
   char cols[512];
   for (size_t k = 0; k < o->n_keys; k++) {
-    if (!find_column(r, o->keys[k], &r->key_col[k])) {
-      list_columns(r, cols, sizeof cols);
+    if (!myr__csv_find(r->csv, o->keys[k], &r->key_col[k])) {
+      myr__csv_list(r->csv, cols, sizeof cols);
       return myr_error_set(err, MYR_ENOTFOUND, "%s: no key column '%s' (columns: %s)",
                            o->input, o->keys[k], cols);
     }
@@ -505,8 +438,8 @@ int myr__ingest(run *r, myr_error *err) {
       if (r->key_col[j] == r->key_col[k])
         return myr_error_set(err, MYR_EINVAL, "key column '%s' is listed twice", o->keys[k]);
   }
-  if (!find_column(r, o->label, &r->label_col)) {
-    list_columns(r, cols, sizeof cols);
+  if (!myr__csv_find(r->csv, o->label, &r->label_col)) {
+    myr__csv_list(r->csv, cols, sizeof cols);
     return myr_error_set(err, MYR_ENOTFOUND, "%s: no label column '%s' (columns: %s)",
                          o->input, o->label, cols);
   }

@@ -26,6 +26,7 @@
 #include "core/buf.h"
 #include "core/hash.h"
 #include "core/pool.h"
+#include "core/text.h"
 #include "engine/train_int.h"
 #include "myriad/blob.h"
 #include "myriad/store.h"
@@ -45,12 +46,6 @@ const char *myr_skip_reason_name(int r) {
 
 const char *myr_group_failure_name(int f) {
   return f >= 0 && f < MYR_FAIL__COUNT ? failure_names[f] : "unknown";
-}
-
-double myr__now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 void myr__report(run *r, myr_progress *pr, double *last, double t0, int force) {

@@ -12,6 +12,7 @@
 
 #include "core/arena.h"
 #include "core/pool.h"
+#include "core/text.h"
 #include "engine/keys.h"
 #include "io/csv.h"
 #include "myriad/train.h"
@@ -95,7 +96,6 @@ typedef struct run {
 
 extern const char *const myr__skip_names[MYR_SKIP__COUNT];
 
-double myr__now(void);
 /* Call the progress callback at most every 100 ms (always when force is set). */
 void myr__report(run *r, myr_progress *pr, double *last, double t0, int force);
 

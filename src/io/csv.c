@@ -15,6 +15,8 @@
  */
 #include "io/csv.h"
 
+#include "core/text.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -954,4 +956,28 @@ int myr__csv_next(myr__csv *c, const myr__batch **batch_out, myr_error *err) {
   c->rows += n;
   *batch_out = b;
   return MYR_OK;
+}
+
+int myr__csv_find(const myr__csv *csv, const char *name, size_t *index_out) {
+  size_t n = myr__csv_n_columns(csv);
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(myr__csv_column_name(csv, i), name) == 0) {
+      *index_out = i;
+      return 1;
+    }
+  return 0;
+}
+
+void myr__csv_list(const myr__csv *csv, char *out, size_t cap) {
+  const char *names[64] = {0};
+  size_t n = myr__csv_n_columns(csv);
+  size_t shown = n < 64 ? n : 64;
+  for (size_t i = 0; i < shown; i++)
+    names[i] = myr__csv_column_name(csv, i);
+  myr__join_names(out, cap, names, shown);
+  if (n > shown && cap > 4) { /* more columns than listed: say so */
+    size_t len = strlen(out);
+    if (len + 5 < cap)
+      memcpy(out + len, ", ...", 6);
+  }
 }

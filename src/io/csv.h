@@ -40,6 +40,10 @@ void myr__csv_close(myr__csv *csv);
 
 size_t myr__csv_n_columns(const myr__csv *csv);
 const char *myr__csv_column_name(const myr__csv *csv, size_t i); /* NUL-terminated */
+/* Index of the column named name (the first, names being unique); 0 when absent. */
+int myr__csv_find(const myr__csv *csv, const char *name, size_t *index_out);
+/* The column names as "a, b, c" in out[0..cap), for error messages. */
+void myr__csv_list(const myr__csv *csv, char *out, size_t cap);
 char myr__csv_delimiter(const myr__csv *csv);
 const char *myr__csv_name(const myr__csv *csv);
 uint64_t myr__csv_bytes_read(const myr__csv *csv);  /* bytes consumed so far */

@@ -13,6 +13,7 @@
 int myr_cmd_gen(int argc, char **argv);
 int myr_cmd_train(int argc, char **argv);
 int myr_cmd_models(int argc, char **argv);
+int myr_cmd_predict(int argc, char **argv);
 
 /* Split a comma-separated list into a new array of new strings; "f0..f7" expands to
    f0, f1, ..., f7 (same prefix, increasing numbers). Returns 0 and prints on error. */
@@ -21,6 +22,10 @@ void cli_free_list(char **list, size_t n);
 /* Parse a non-negative integer / fraction option; prints "myriad CMD: ..." on error. */
 int cli_parse_u64(const char *cmd, const char *opt, const char *arg, unsigned long long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *arg, double *out);
+/* Load a --plugin library into *reg (created on first use); prints "myriad CMD: ..."
+   and returns 0 on failure. */
+struct myr_registry;
+int cli_load_plugin(const char *cmd, struct myr_registry **reg, const char *path);
 /* Print n with thousands separators into buf. */
 const char *cli_grouped(unsigned long long n, char *buf, size_t cap);
 

@@ -32,6 +32,8 @@ static void usage(FILE *out) {
           "  --limit N            at most N models (default: all)\n"
           "  --format FMT         table (default), csv or json\n"
           "  --describe           include each model's decoded parameters (coefficients)\n"
+          "  --plugin PATH        load model families from a plugin library to decode\n"
+          "                       their models (repeatable; docs/plugins.md)\n"
           "  -h, --help           show this help\n"
           "\n"
           "Examples:\n"
@@ -41,6 +43,7 @@ static void usage(FILE *out) {
 }
 
 typedef struct out_state {
+  const myr_registry *reg; /* families to decode with (NULL: built-ins) */
   int format;
   int describe;
   int detail;         /* one key, shown in full */
@@ -130,7 +133,7 @@ static int print_record(void *ud, const myr_model_record *m) {
     printf(",\"blob_bytes\":%zu", m->blob_len);
     if (st->describe || st->detail) {
       printf(",\"model\":");
-      if (myr_blob_describe(NULL, m->blob, m->blob_len, write_file, stdout, &err) != MYR_OK) {
+      if (myr_blob_describe(st->reg, m->blob, m->blob_len, write_file, stdout, &err) != MYR_OK) {
         printf("null,\"model_error\":");
         json_str(err.message);
       }
@@ -159,7 +162,7 @@ static int print_record(void *ud, const myr_model_record *m) {
       size_t len = 0;
       FILE *mem = open_memstream(&text, &len);
       if (mem) {
-        if (myr_blob_describe(NULL, m->blob, m->blob_len, write_file, mem, &err) != MYR_OK)
+        if (myr_blob_describe(st->reg, m->blob, m->blob_len, write_file, mem, &err) != MYR_OK)
           fprintf(mem, "error: %s", err.message);
         fclose(mem);
         putchar(',');
@@ -179,7 +182,7 @@ static int print_record(void *ud, const myr_model_record *m) {
     printf("%-12s %s\n", "metrics", metrics[0] ? metrics : "(none)");
     printf("%-12s %zu bytes\n", "blob", m->blob_len);
     printf("%-12s ", "model");
-    if (myr_blob_describe(NULL, m->blob, m->blob_len, write_file, stdout, &err) != MYR_OK)
+    if (myr_blob_describe(st->reg, m->blob, m->blob_len, write_file, stdout, &err) != MYR_OK)
       printf("cannot decode: %s", err.message);
     printf("\n");
   } else {
@@ -243,6 +246,7 @@ int myr_cmd_models(int argc, char **argv) {
       {"store", required_argument, 0, 'S'}, {"key", required_argument, 0, 'k'},
       {"worst", required_argument, 0, 'w'}, {"limit", required_argument, 0, 'n'},
       {"format", required_argument, 0, 'F'}, {"describe", no_argument, 0, 'D'},
+      {"plugin", required_argument, 0, 'P'},
       {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
   const char *store_path = NULL, *key_arg = NULL;
   myr_model_query q;
@@ -252,6 +256,7 @@ int myr_cmd_models(int argc, char **argv) {
   char **names = NULL, **values = NULL;
   size_t n_filter = 0;
   myr_store *store = NULL;
+  myr_registry *reg = NULL;
   int rc = 2, ch;
   unsigned long long v;
   optind = 1;
@@ -279,6 +284,11 @@ int myr_cmd_models(int argc, char **argv) {
       }
       break;
     case 'D': st.describe = 1; break;
+    case 'P':
+      if (!cli_load_plugin("models", &reg, optarg))
+        goto done;
+      st.reg = reg;
+      break;
     case 'h': usage(stdout); rc = 0; goto done;
     default: fprintf(stderr, "Run 'myriad models --help' for the options.\n"); goto done;
     }
@@ -336,5 +346,6 @@ done:
   free(names);
   free(values);
   myr_store_close(store);
+  myr_registry_destroy(reg);
   return rc;
 }

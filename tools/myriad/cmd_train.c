@@ -3,6 +3,8 @@
  * `myriad train`: options to myr_train_options, a progress line on a terminal, and the
  * run summary (every row and group accounted for) at the end. Ctrl-C stops the run
  * cleanly: the store keeps its previous version and the unfinished run is marked failed.
+ * --plugin libraries are loaded into one registry that lives until the command returns
+ * (the families' code is in them).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -41,6 +43,9 @@ static void usage(FILE *out) {
           "\n"
           "Model:\n"
           "  --model NAME         model family (default linear); --list-models shows them\n"
+          "  --plugin PATH        load more model families from a plugin library (a path\n"
+          "                       with a '/', e.g. ./libmyriad_knn.so); repeatable; see\n"
+          "                       docs/plugins.md\n"
           "  --param K=V[,K=V]    family parameters, e.g. alpha=0.5 (repeatable)\n"
           "  --min-rows N         groups with fewer rows fail as too_few_rows\n"
           "                       (default: the family's minimum)\n"
@@ -55,11 +60,11 @@ static void usage(FILE *out) {
           "  --threads N          worker threads (default: one per core)\n"
           "  --json               print the summary as JSON on stdout\n"
           "  --quiet              no progress line and no summary\n"
-          "  --list-models        list the model families and exit\n"
+          "  --list-models        list the model families (with those of --plugin) and exit\n"
           "  -h, --help           show this help\n"
           "\n"
           "Families: linear (params: alpha=1.0, fit_intercept=true; alpha=0 is least\n"
-          "squares and fails singular groups).\n"
+          "squares and fails singular groups); more with --plugin.\n"
           "\n"
           "Example:\n"
           "  myriad train data.csv --keys app,api --label y --features f0..f7 \\\n"
@@ -157,13 +162,15 @@ int myr_cmd_train(int argc, char **argv) {
       {"seed", required_argument, 0, 's'},      {"store", required_argument, 0, 'S'},
       {"threads", required_argument, 0, 't'},   {"json", no_argument, 0, 'j'},
       {"quiet", no_argument, 0, 'q'},           {"list-models", no_argument, 0, 'L'},
-      {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+      {"plugin", required_argument, 0, 'P'},    {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
   myr_train_options o;
   memset(&o, 0, sizeof o);
   char **keys = NULL, **feats = NULL;
   size_t n_keys = 0, n_feats = 0;
   char *params = NULL;
-  int json = 0, quiet = 0, rc = 2;
+  myr_registry *reg = NULL; /* built-ins plus --plugin families; NULL without plugins */
+  int json = 0, quiet = 0, list = 0, rc = 2;
   unsigned long long v;
   optind = 1;
   int ch;
@@ -236,18 +243,24 @@ int myr_cmd_train(int argc, char **argv) {
       break;
     case 'j': json = 1; break;
     case 'q': quiet = 1; break;
-    case 'L':
-      for (size_t i = 0; i < myr_registry_count(NULL); i++) {
-        const myr_model_family *f = myr_registry_at(NULL, i);
-        printf("%-10s %s\n", f->name, f->summary);
-      }
-      rc = 0;
-      goto done;
+    case 'P':
+      if (!cli_load_plugin("train", &reg, optarg))
+        goto done;
+      break;
+    case 'L': list = 1; break;
     case 'h': usage(stdout); rc = 0; goto done;
     default:
       fprintf(stderr, "Run 'myriad train --help' for the options.\n");
       goto done;
     }
+  }
+  if (list) { /* after the loop, so --plugin counts wherever it stands */
+    for (size_t i = 0; i < myr_registry_count(reg); i++) {
+      const myr_model_family *f = myr_registry_at(reg, i);
+      printf("%-10s %s\n", f->name, f->summary);
+    }
+    rc = 0;
+    goto done;
   }
   if (optind >= argc) {
     fprintf(stderr, "myriad train: no INPUT file given\n"
@@ -273,6 +286,7 @@ int myr_cmd_train(int argc, char **argv) {
   o.features = (const char *const *)feats;
   o.n_features = n_feats;
   o.params = params;
+  o.registry = reg;
   o.cancel = &g_cancel;
   progress_state ps = {isatty(STDERR_FILENO) && !quiet, 0};
   o.progress = on_progress;
@@ -308,5 +322,6 @@ done:
   cli_free_list(keys, n_keys);
   cli_free_list(feats, n_feats);
   free(params);
+  myr_registry_destroy(reg); /* last: nothing refers to plugin families any more */
   return rc;
 }

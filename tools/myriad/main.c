@@ -17,6 +17,7 @@ static void usage(FILE *out) {
           "Commands:\n"
           "  gen      write a synthetic dataset with many groups (for demos and benchmarks)\n"
           "  train    train one model per key from a CSV file into a SQLite store\n"
+          "  predict  score a CSV file with the model of each row's key\n"
           "  models   list, show and rank the models in a store\n"
           "  version  print the version\n"
           "\n"
@@ -41,6 +42,8 @@ int main(int argc, char **argv) {
     return myr_cmd_train(argc - 1, argv + 1);
   if (!strcmp(cmd, "models"))
     return myr_cmd_models(argc - 1, argv + 1);
+  if (!strcmp(cmd, "predict"))
+    return myr_cmd_predict(argc - 1, argv + 1);
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     printf("myriad %s\n", MYR_VERSION_STRING);
     return 0;
@@ -187,4 +190,17 @@ const char *cli_grouped(unsigned long long n, char *buf, size_t cap) {
   }
   buf[o] = '\0';
   return buf;
+}
+
+int cli_load_plugin(const char *cmd, myr_registry **reg, const char *path) {
+  myr_error err = {0};
+  if (!*reg && myr_registry_create(reg, &err) != MYR_OK) {
+    fprintf(stderr, "myriad %s: %s\n", cmd, err.message);
+    return 0;
+  }
+  if (myr_registry_load_plugin(*reg, path, &err) != MYR_OK) {
+    fprintf(stderr, "myriad %s: %s\n", cmd, err.message);
+    return 0;
+  }
+  return 1;
 }

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file predict.h
+ * @brief Batch scoring: one prediction per input row with the current model of its key.
+ *
+ * myr_predict() streams the input, finds each row's key, loads that key's current model
+ * from the store once (decoded models are cached per key, never decoded per row), and
+ * writes one output row per input row, in input order: the key columns, the 1-based input
+ * row number, the prediction (class probabilities too for classifiers) and a reason when
+ * there is no prediction. Every input row appears in the output exactly once.
+ *
+ * Thread safety: myr_predict() may run in several threads at once on different outputs.
+ */
+#ifndef MYRIAD_PREDICT_H
+#define MYRIAD_PREDICT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "myriad/error.h"
+#include "myriad/export.h"
+#include "myriad/model.h"
+#include "myriad/train.h" /* myr_progress */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Why a row got no prediction. Values are stable; new ones are appended. */
+typedef enum myr_predict_miss {
+  MYR_MISS_NO_MODEL = 0,        /**< the key has no current model in the store */
+  MYR_MISS_BAD_ROW = 1,         /**< the row could not be read (ragged, bad quoting ...) */
+  MYR_MISS_MISSING_KEY = 2,     /**< a key column is empty or NA */
+  MYR_MISS_MISSING_FEATURE = 3, /**< a feature the model needs is empty or NA */
+  MYR_MISS_NON_NUMERIC = 4,     /**< a feature is not a finite number */
+  MYR_MISS_MODEL_ERROR = 5,     /**< the key's model could not be decoded or applied */
+  MYR_MISS__COUNT = 6
+} myr_predict_miss;
+
+/** @brief Stable snake_case name of a miss reason ("no_model"). */
+MYR_API const char *myr_predict_miss_name(int reason);
+
+/** What to score. Zero-initialize, then set input, store and out. */
+typedef struct myr_predict_options {
+  const char *input;            /* CSV with the key columns and the models' features */
+  char delimiter;               /* ',', '\t', ';' or 0 to detect */
+  const char *store;            /* store written by myr_train */
+  const char *out;              /* output CSV path, "-" = stdout */
+  const myr_registry *registry; /* NULL = built-in families only */
+  unsigned n_threads;           /* 0 = one per core */
+  const volatile int *cancel;   /* optional: becomes non-zero to stop */
+  myr_progress_fn progress;     /* optional, about every 100 ms: phase 1, bytes_done, */
+  void *progress_ud;            /*   bytes_total, rows_done (rows written), seconds */
+} myr_predict_options;
+
+/** What happened. */
+typedef struct myr_predict_summary {
+  uint64_t rows_total;                /* input data rows = output rows */
+  uint64_t rows_predicted;
+  uint64_t rows_missed;               /* rows_total - rows_predicted */
+  uint64_t missed[MYR_MISS__COUNT];   /* rows_missed by reason */
+  uint64_t first_missed_row[MYR_MISS__COUNT]; /* 1-based input row, 0 when none */
+  char first_missed_detail[MYR_MISS__COUNT][160]; /* what was wrong with that row */
+  uint64_t keys_seen;                 /* distinct keys in the input */
+  uint64_t models_loaded;             /* models read from the store and decoded */
+  int has_probabilities;              /* the output has the probabilities column */
+  unsigned n_threads;                 /* threads used */
+  double seconds_total;
+} myr_predict_summary;
+
+/**
+ * @brief Score every row of opt->input; see the file comment for the output layout.
+ *
+ * Output CSV (always ',' separated, RFC 4180 quoting): the store's key columns, `row`,
+ * `prediction`, then `probabilities` when a published run of the store used a family
+ * that can classify (a classification task, or class_values(), as forest):
+ * "class:p;class:p", classes ascending, empty for rows of regression models,
+ * then `reason` (empty, or myr_predict_miss_name()). A path output is written to
+ * "<out>.tmp" and renamed on success, so a failed run leaves no partial file.
+ * @param[out] summary_out counts (always written when not NULL, as far as it got).
+ * @return MYR_OK when every row was written (rows without a prediction included), else
+ *         an error: bad options, unreadable input or store, missing key columns, no run
+ *         whose features are all in the input, out of memory, write failure, cancel.
+ */
+MYR_API int myr_predict(const myr_predict_options *opt, myr_predict_summary *summary_out,
+                        myr_error *err);
+
+/** @brief Write a summary as one JSON object (counts, miss reasons with their first row
+ *  and detail, timing) through write(). */
+MYR_API int myr_predict_summary_json(const myr_predict_summary *summary,
+                                     myr_write_fn write, void *ud, myr_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MYRIAD_PREDICT_H */
