@@ -6,5 +6,6 @@
 #include "myriad/model.h"
 
 extern const myr_model_family myr__family_linear; /* ridge / OLS regression */
+extern const myr_model_family myr__family_forest; /* random forest (sklearn semantics) */
 
 #endif /* MYRIAD_MODELS_FAMILIES_H */

@@ -17,6 +17,7 @@
 
 static const myr_model_family *const builtins[] = {
     &myr__family_linear,
+    &myr__family_forest,
 };
 #define N_BUILTINS (sizeof builtins / sizeof builtins[0])
 
