@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /**
  * @file gen.h
- * @brief Synthetic per-group regression data as CSV (`myriad gen`).
+ * @brief Synthetic per-group regression or classification data as CSV (`myriad gen`).
  *
  * Every row is a pure function of (seed, group index, row index within the group), so the
  * same options give byte-identical files whatever the thread count, and the rows of a
  * holdout split or a shuffled file are exactly the rows of the plain file, moved.
- * Each group has its own coefficients; its label is linear in the features plus a small
- * sin(f0) term and an f1*f2 interaction, so a linear model fits well but not perfectly.
+ * Each group has its own coefficients. The default shape is linear in the features plus a
+ * small sin(f0) term and an f1*f2 interaction, so a linear model fits well but not
+ * perfectly; other shapes (smooth, piecewise-constant, interactions) are made for
+ * nonlinear models, and a classification task bins any shape's value into K classes.
  *
  * Thread safety: myr_gen_csv() may run in several threads at once on different outputs.
  */
@@ -30,12 +32,28 @@ extern "C" {
 #define MYR_GEN_MAX_KEY_COLUMNS 8
 /** Largest accepted label noise standard deviation. */
 #define MYR_GEN_MAX_NOISE 1e6
+/** Most classes with MYR_GEN_TASK_CLASSIFICATION. */
+#define MYR_GEN_MAX_CLASSES 100
 
 /** How rows are spread over groups. */
 typedef enum myr_gen_skew {
   MYR_GEN_SKEW_NONE = 0, /**< every group has rows_per_group rows */
   MYR_GEN_SKEW_ZIPF = 1  /**< group sizes follow Zipf(zipf_s); the total stays exact */
 } myr_gen_skew;
+
+/** The function of the features behind the label (formulas at myr_gen_csv()). */
+typedef enum myr_gen_shape {
+  MYR_GEN_SHAPE_LINEAR = 0,      /**< linear plus small sin(f0) and f1*f2 terms */
+  MYR_GEN_SHAPE_SMOOTH = 1,      /**< sums of sines, squares and cos(f_j + f_{j+1}) */
+  MYR_GEN_SHAPE_PIECEWISE = 2,   /**< two random axis-aligned trees: a step function */
+  MYR_GEN_SHAPE_INTERACTIONS = 3 /**< pairwise, three-way and sign (xor) interactions */
+} myr_gen_shape;
+
+/** What the label is. */
+typedef enum myr_gen_task {
+  MYR_GEN_TASK_REGRESSION = 0,    /**< the shape's value plus noise, five decimals */
+  MYR_GEN_TASK_CLASSIFICATION = 1 /**< that value binned into classes 0..n_classes-1 */
+} myr_gen_task;
 
 /**
  * What to generate. Either call myr_gen_options_init() (the CLI's defaults) or
@@ -57,6 +75,11 @@ typedef struct myr_gen_options {
   const char *label;       /* label column name; NULL = "y" */
   int shuffle;             /* non-zero: all rows in one pseudo-random order */
   unsigned n_threads;      /* generating threads; 0 = one per core */
+  int shape;               /* myr_gen_shape; 0 = MYR_GEN_SHAPE_LINEAR */
+  int task;                /* myr_gen_task; 0 = MYR_GEN_TASK_REGRESSION */
+  unsigned n_classes;      /* classes with classification, 2..100; 0 = 2 (init: 2) */
+  double flip;             /* classification: probability in [0, 1] that a row's class is
+                              replaced by a uniformly drawn one (init: 0.05) */
 } myr_gen_options;
 
 /** What was written. */
@@ -78,7 +101,8 @@ typedef struct myr_gen_summary {
 /**
  * @brief Fill opt with the defaults `myriad gen` uses: 1000 groups x 100 rows, no skew,
  *        zipf_s 1.1, 8 features, noise 0.1, seed 0, no holdout, 2 key columns, label "y",
- *        no shuffle, one thread per core. out stays NULL. Cannot fail.
+ *        no shuffle, one thread per core, linear shape, regression (2 classes and flip
+ *        0.05 if the task is set to classification). out stays NULL. Cannot fail.
  */
 MYR_API void myr_gen_options_init(myr_gen_options *opt);
 
@@ -87,14 +111,41 @@ MYR_API void myr_gen_options_init(myr_gen_options *opt);
  *
  * Columns: the key columns (names from myr_gen_key_name()), f0..f{n-1}, then the label.
  * Features are uniform on the grid {-2, -1.99999, ..., 2} and written with exactly five
- * decimals; the label is written with five decimals. For group g, with coefficients
- * drawn from an RNG seeded by (seed, g):
+ * decimals; they do not depend on the shape or the task. For group g, with coefficients
+ * drawn from an RNG seeded by (seed, g), the shape's value s(x) is (p = n_features,
+ * N(m, v) a normal draw, U(a, b) a uniform one, +-U(a, b) one with a random sign):
  *
- *     y = b0 + sum_j b_j*f_j + a*sin(f0) + c*f1*f2 + noise*N(0,1)
+ *   linear:  s = b0 + sum_j b_j*f_j + a*sin(f0) + c*f1*f2
+ *            b0 ~ N(0, 2^2), b_j ~ N(0,1), a ~ N(0,1); c (only with >= 3 features) is
+ *            scaled so that the f1*f2 term's variance is 5-25% of the linear part's,
+ *            which puts a per-group linear fit at R^2 of about 0.8-0.95 when noise is
+ *            small.
+ *   smooth:  s = b0 + sum_j 2^-j * [a_j*sin(w_j*f_j + phi_j) + q_j*f_j^2]
+ *                   + sum_{j<p-1} 2^-j * c_j*cos(f_j + f_{j+1})
+ *            b0 ~ N(0, 2^2), a_j ~ +-U(0.5, 2), w_j ~ U(0.5, 2), phi_j ~ U(-pi, pi),
+ *            q_j ~ U(-1, 1), c_j ~ U(-1, 1): infinitely differentiable, and every
+ *            |ds/df_j| <= 10, so |s(x) - s(x')| <= 10 * sum_j |x_j - x'_j|. The first
+ *            features matter most (weights 2^-j).
+ *   piecewise: s = b0 + T_1(x) + T_2(x), each T_t a full binary tree of depth 2 whose 3
+ *            nodes test f_k <= t (k uniform over f0..f3, or all features when fewer,
+ *            t ~ U(-1, 1)) and whose 4 leaves hold values ~ N(0, 2^2); b0 ~ N(0, 2^2).
+ *            A step function with at most 16 distinct values per group: a tree-friendly
+ *            target.
+ *   interactions: with indices taken modulo p and sgn(v) = -1, 0, 1,
+ *            s = b0 + sum_j 2^-j*b_j*f_j + c*(f0 - t0)*(f1 - t1) + d*f0*f1*f2
+ *                   + e*sgn(f2)*sgn(f3)
+ *            b0 ~ N(0, 2^2), b_j ~ N(0, 0.5^2), c ~ +-U(1, 2), d ~ +-U(0.3, 0.6),
+ *            e ~ +-U(1, 2), t0, t1 ~ U(-1, 1): weak main effects (a linear fit per
+ *            group reaches R^2 of about 0.2), a strong product, a three-way product and
+ *            an xor-like sign term.
  *
- * b0 ~ N(0, 2^2), b_j ~ N(0,1), a ~ N(0,1); c (only with >= 3 features) is scaled so that
- * the f1*f2 term's variance is 5-25% of the linear part's, which puts a per-group linear
- * fit at R^2 of about 0.8-0.95 when noise is small.
+ * Regression: y = s(x) + noise*N(0,1), written with five decimals.
+ * Classification: the latent value v = s(x) + noise*N(0,1) (the regression label) is cut
+ * at the group's K-1 quantiles of v, estimated from 256 seeded draws of x and of the
+ * noise (so the K classes are about equally frequent), giving the class k in 0..K-1 (the
+ * number of cut points below v); then with probability flip the class is replaced by one
+ * drawn uniformly from 0..K-1 (label noise: flip * (K-1)/K of the rows change class). The
+ * label is written as the integer k.
  *
  * Rows of a group are contiguous and groups come in key order, unless opt->shuffle asks
  * for a pseudo-random permutation of all rows (a keyed Feistel permutation: no row is held

@@ -8,6 +8,10 @@
  * k+1 is generated), a holdout split only routes rows, and --shuffle only maps positions
  * through a keyed Feistel permutation of [0, n_rows) (cycle walking), holding no rows.
  * Numbers are formatted with integer arithmetic (fixed five decimals), never printf.
+ * The features of a row never depend on the shape or the task, and the linear shape's
+ * regression label is computed in exactly the historical operation order: files written
+ * before shapes and classes existed stay byte-identical. Draws a shape or task adds come
+ * after the historical ones of the same RNG, or from RNGs of their own.
  */
 #include "myriad/gen.h"
 
@@ -20,6 +24,7 @@
 
 #include "core/alloc.h"
 #include "core/hash.h"
+#include "core/text.h"
 #include "core/pool.h"
 
 #define COEF_HEAD 3                    /* b0, a, c; then b_j */
@@ -30,6 +35,13 @@
 #define LABEL_MAX 256                  /* longest label name */
 #define KEY_FIELD_MAX 48               /* longest key value plus its ',' */
 #define PREFETCH_AHEAD 8               /* shuffle: rows between prefetch and use */
+#define PIECE_TREES 2                  /* piecewise: trees summed */
+#define PIECE_NODES 3                  /* internal nodes of a depth-2 tree, heap order */
+#define PIECE_LEAVES 4                 /* leaves of a depth-2 tree */
+#define PIECE_ACTIVE 4                 /* piecewise: nodes test f0..f3 only */
+#define PIECE_STRIDE (2 * PIECE_NODES + PIECE_LEAVES) /* features, thresholds, leaves */
+#define QUANTILE_DRAWS 256             /* classification: draws behind the cut points */
+#define PI 3.14159265358979323846
 
 static const char *const key_names[MYR_GEN_MAX_KEY_COLUMNS] = {
     "app", "api", "host", "region", "zone", "tenant", "device", "metric"};
@@ -66,14 +78,20 @@ typedef struct gen_plan {
   uint64_t radix;          /* every key column is one digit of g in this radix */
   unsigned width;          /* zero-padded digits of a key value */
   double noise;
+  int shape;               /* myr_gen_shape */
+  int classify;            /* non-zero: labels are classes 0..n_classes-1 */
+  unsigned n_classes;      /* classes, with classify */
+  uint64_t flip_thr;       /* classify: redraw a class when a 53-bit draw is below */
+  size_t n_shape;          /* shape coefficients at the start of a group's block */
   int holdout;             /* whether there is a test file */
   uint64_t holdout_thr;    /* a row is test when its 53-bit draw is below this */
   int shuffle;
   unsigned perm_bits;      /* Feistel domain: [0, 2^perm_bits) holds [0, n_rows) */
   uint64_t perm_keys[4];   /* round keys */
   double *coef;            /* shuffle: n_groups x stride cached coefficients, or NULL */
-  size_t stride;           /* n_features + COEF_HEAD */
-  double *scratch;         /* n_threads x stride coefficient scratch */
+  size_t stride;           /* n_shape shape coefficients, then n_classes - 1 cuts */
+  double *scratch;         /* n_threads x work scratch: coefficients, features, draws */
+  size_t work;             /* doubles of scratch per thread: stride + p + draws */
   uint64_t chunk_rows;     /* positions per chunk */
   uint64_t n_chunks;
   size_t max_row;          /* bound on the bytes of one row */
@@ -156,8 +174,23 @@ static uint64_t row_seed(uint64_t gseed, uint64_t i) {
   return myr__mix64(gseed ^ myr__mix64(i ^ 0x726f772d73656564ULL));
 }
 
-/* coef = b0, a, c, b_0 .. b_{n-1}. The draw order is part of the output format. */
-static void group_coef(const gen_plan *pl, uint64_t g, double *coef) {
+/* Random sign times U(lo, hi). */
+static double signed_uniform(myr__rng *r, double lo, double hi) {
+  double v = lo + (hi - lo) * myr__rng_double(r);
+  return (myr__rng_next(r) & 1) ? v : -v;
+}
+
+static double uniform(myr__rng *r, double lo, double hi) {
+  return lo + (hi - lo) * myr__rng_double(r);
+}
+
+static double sgn(double v) {
+  return (double)((v > 0) - (v < 0));
+}
+
+/* Linear shape: coef = b0, a, c, b_0 .. b_{n-1}. The draw order is part of the output
+   format. */
+static void coef_linear(const gen_plan *pl, uint64_t g, double *coef) {
   myr__rng r;
   myr__rng_seed(&r, group_seed(pl, g));
   double *b = coef + COEF_HEAD, lin = 0;
@@ -171,6 +204,142 @@ static void group_coef(const gen_plan *pl, uint64_t g, double *coef) {
   double sign = (myr__rng_next(&r) & 1) ? 1.0 : -1.0;
   /* Var(f_j) = 4/3 and Var(f1*f2) = 16/9: c*f1*f2 carries frac of the linear variance. */
   coef[2] = pl->n_features >= 3 ? sign * 0.75 * sqrt(frac * lin * (4.0 / 3.0)) : 0.0;
+}
+
+/* Smooth: coef = b0, then per feature a_j, w_j, phi_j, q_j, c_j (c_{p-1} = 0). Feature
+   j's terms are scaled by 2^-j: the first features matter most, as in real data. */
+static void coef_smooth(const gen_plan *pl, myr__rng *r, double *coef) {
+  size_t p = pl->n_features;
+  double scale = 1.0;
+  coef[0] = 2.0 * myr__rng_normal(r);
+  for (size_t j = 0; j < p; j++, scale *= 0.5) {
+    double *t = coef + 1 + 5 * j;
+    t[0] = scale * signed_uniform(r, 0.5, 2.0);
+    t[1] = uniform(r, 0.5, 2.0);
+    t[2] = uniform(r, -PI, PI);
+    t[3] = scale * uniform(r, -1.0, 1.0);
+    t[4] = j + 1 < p ? scale * uniform(r, -1.0, 1.0) : 0.0;
+  }
+}
+
+/* Piecewise: coef = b0, then per tree PIECE_NODES node features (as doubles), as many
+   thresholds and PIECE_LEAVES leaf values. */
+static void coef_piecewise(const gen_plan *pl, myr__rng *r, double *coef) {
+  uint64_t active = pl->n_features < PIECE_ACTIVE ? pl->n_features : PIECE_ACTIVE;
+  coef[0] = 2.0 * myr__rng_normal(r);
+  for (int t = 0; t < PIECE_TREES; t++) {
+    double *tree = coef + 1 + t * PIECE_STRIDE;
+    for (int k = 0; k < PIECE_NODES; k++) {
+      tree[k] = (double)myr__rng_below(r, active);
+      tree[PIECE_NODES + k] = uniform(r, -1.0, 1.0);
+    }
+    for (int k = 0; k < PIECE_LEAVES; k++)
+      tree[2 * PIECE_NODES + k] = 2.0 * myr__rng_normal(r);
+  }
+}
+
+/* Interactions: coef = b0, c, d, e, t0, t1, then b_0 .. b_{p-1} (scaled by 2^-j). */
+static void coef_interactions(const gen_plan *pl, myr__rng *r, double *coef) {
+  double scale = 0.5;
+  coef[0] = 2.0 * myr__rng_normal(r);
+  coef[1] = signed_uniform(r, 1.0, 2.0);
+  coef[2] = signed_uniform(r, 0.3, 0.6);
+  coef[3] = signed_uniform(r, 1.0, 2.0);
+  coef[4] = uniform(r, -1.0, 1.0);
+  coef[5] = uniform(r, -1.0, 1.0);
+  for (size_t j = 0; j < pl->n_features; j++, scale *= 0.5)
+    coef[6 + j] = scale * myr__rng_normal(r);
+}
+
+static size_t shape_coef_count(int shape, size_t p) {
+  switch (shape) {
+  case MYR_GEN_SHAPE_SMOOTH: return 1 + 5 * p;
+  case MYR_GEN_SHAPE_PIECEWISE: return 1 + PIECE_TREES * PIECE_STRIDE;
+  case MYR_GEN_SHAPE_INTERACTIONS: return 6 + p;
+  default: return COEF_HEAD + p;
+  }
+}
+
+/* The shape's value s(x) at features x[0..p-1] (formulas in gen.h). The linear shape
+   here must stay in emit_row's operation order. */
+static double shape_value(const gen_plan *pl, const double *coef, const double *x) {
+  size_t p = pl->n_features;
+  double y = coef[0];
+  switch (pl->shape) {
+  case MYR_GEN_SHAPE_SMOOTH:
+    for (size_t j = 0; j < p; j++) {
+      const double *t = coef + 1 + 5 * j;
+      y += t[0] * sin(t[1] * x[j] + t[2]) + t[3] * x[j] * x[j];
+    }
+    for (size_t j = 0; j + 1 < p; j++)
+      y += coef[1 + 5 * j + 4] * cos(x[j] + x[j + 1]);
+    return y;
+  case MYR_GEN_SHAPE_PIECEWISE:
+    for (int t = 0; t < PIECE_TREES; t++) {
+      const double *tree = coef + 1 + t * PIECE_STRIDE;
+      int k = 0;
+      while (k < PIECE_NODES)
+        k = x[(size_t)tree[k]] <= tree[PIECE_NODES + k] ? 2 * k + 1 : 2 * k + 2;
+      y += tree[2 * PIECE_NODES + (k - PIECE_NODES)];
+    }
+    return y;
+  case MYR_GEN_SHAPE_INTERACTIONS: {
+    double x0 = x[0], x1 = x[1 % p], x2 = x[2 % p], x3 = x[3 % p];
+    for (size_t j = 0; j < p; j++)
+      y += coef[6 + j] * x[j];
+    y += coef[1] * (x0 - coef[4]) * (x1 - coef[5]);
+    y += coef[2] * x0 * x1 * x2;
+    y += coef[3] * sgn(x2) * sgn(x3);
+    return y;
+  }
+  default: {
+    const double *beta = coef + COEF_HEAD;
+    for (size_t j = 0; j < p; j++)
+      y += beta[j] * x[j];
+    double x1 = p > 1 ? x[1] : 0, x2 = p > 2 ? x[2] : 0;
+    return y + (coef[1] * sin(x[0]) + coef[2] * x1 * x2);
+  }
+  }
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The group's coefficients into coef[0..stride): the shape's, then for classification
+   the n_classes - 1 cut points, midpoints between order statistics of QUANTILE_DRAWS
+   latent values at x uniform on [-2, 2]^p (draws from an RNG of their own). work holds
+   p + QUANTILE_DRAWS doubles (unused for regression). */
+static void group_coef(const gen_plan *pl, uint64_t g, double *coef, double *work) {
+  uint64_t gseed = group_seed(pl, g);
+  myr__rng r;
+  if (pl->shape == MYR_GEN_SHAPE_LINEAR) {
+    coef_linear(pl, g, coef);
+  } else {
+    myr__rng_seed(&r, myr__mix64(gseed ^ (0x7368617065ULL + (uint64_t)pl->shape)));
+    if (pl->shape == MYR_GEN_SHAPE_SMOOTH)
+      coef_smooth(pl, &r, coef);
+    else if (pl->shape == MYR_GEN_SHAPE_PIECEWISE)
+      coef_piecewise(pl, &r, coef);
+    else
+      coef_interactions(pl, &r, coef);
+  }
+  if (!pl->classify)
+    return;
+  double *x = work, *v = work + pl->n_features;
+  myr__rng_seed(&r, myr__mix64(gseed ^ 0x7175616e74696c65ULL));
+  for (size_t i = 0; i < QUANTILE_DRAWS; i++) {
+    for (size_t j = 0; j < pl->n_features; j++)
+      x[j] = 4.0 * myr__rng_double(&r) - 2.0;
+    v[i] = shape_value(pl, coef, x) + pl->noise * myr__rng_normal(&r);
+  }
+  qsort(v, QUANTILE_DRAWS, sizeof *v, cmp_double);
+  double *cut = coef + pl->n_shape;
+  for (unsigned k = 1; k < pl->n_classes; k++) {
+    size_t i = (size_t)k * QUANTILE_DRAWS / pl->n_classes; /* 1 <= i < QUANTILE_DRAWS */
+    cut[k - 1] = 0.5 * (v[i - 1] + v[i]);
+  }
 }
 
 /* The key fields of group g, each followed by ','; returns the length. */
@@ -246,15 +415,18 @@ static int reserve(gen_buf *b, size_t more) {
   return MYR_OK;
 }
 
-/* Append one row: the key fields, features drawn from the row seed, then the label. */
+/* Append one row: the key fields, features drawn from the row seed, then the label.
+   xs receives the features (n_features doubles) unless the shape is linear. The row RNG
+   draws the features, then the noise, then (classification) the flip and its class. */
 static void emit_row(const gen_plan *pl, gen_buf *b, const char *key, size_t key_len,
-                     const double *coef, uint64_t rseed) {
+                     const double *coef, uint64_t rseed, double *xs) {
   myr__rng r;
   myr__rng_seed(&r, rseed);
   char *p = b->data + b->len;
   memcpy(p, key, key_len);
   p += key_len;
   const double *beta = coef + COEF_HEAD;
+  const int linear = pl->shape == MYR_GEN_SHAPE_LINEAR;
   double y = coef[0], x[3] = {0, 0, 0};
   uint64_t w = 0;
   for (size_t j = 0; j < pl->n_features; j++) {
@@ -269,16 +441,33 @@ static void emit_row(const gen_plan *pl, gen_buf *b, const char *key, size_t key
     }
     int64_t k = (int64_t)(((uint64_t)bits * (2 * GRID_HALF + 1)) >> 32) - GRID_HALF;
     double xj = (double)k * 1e-5;
-    if (j < 3)
-      x[j] = xj;
-    y += beta[j] * xj;
+    if (linear) {
+      if (j < 3)
+        x[j] = xj;
+      y += beta[j] * xj;
+    } else {
+      xs[j] = xj;
+    }
     p = put_fixed5(p, k);
     *p++ = ',';
   }
-  y += coef[1] * sin(x[0]) + coef[2] * x[1] * x[2];
+  if (linear)
+    y += coef[1] * sin(x[0]) + coef[2] * x[1] * x[2];
+  else
+    y = shape_value(pl, coef, xs);
   if (pl->noise > 0)
     y += pl->noise * myr__rng_normal(&r);
-  p = put_double5(p, y);
+  if (pl->classify) {
+    const double *cut = coef + pl->n_shape;
+    unsigned k = 0;
+    while (k + 1 < pl->n_classes && cut[k] < y)
+      k++;
+    if (pl->flip_thr && (myr__rng_next(&r) >> 11) < pl->flip_thr)
+      k = (unsigned)myr__rng_below(&r, pl->n_classes);
+    p = put_u64(p, k);
+  } else {
+    p = put_double5(p, y);
+  }
   *p++ = '\n';
   b->len = (size_t)(p - b->data);
 }
@@ -290,7 +479,8 @@ static int gen_chunk(void *ctx, size_t task, unsigned worker) {
   uint64_t chunk = pl->batch_first + task;
   uint64_t p0 = chunk * pl->chunk_rows;
   uint64_t p1 = p0 + pl->chunk_rows < pl->n_rows ? p0 + pl->chunk_rows : pl->n_rows;
-  double *scratch = pl->scratch + (size_t)worker * pl->stride;
+  double *scratch = pl->scratch + (size_t)worker * pl->work;
+  double *work = scratch + pl->stride; /* features, then quantile draws */
   char key[MYR_GEN_MAX_KEY_COLUMNS * KEY_FIELD_MAX];
   size_t key_len = 0;
   const double *coef = scratch;
@@ -334,7 +524,7 @@ static int gen_chunk(void *ctx, size_t task, unsigned worker) {
       if (pl->coef) {
         coef = pl->coef + g * pl->stride;
       } else {
-        group_coef(pl, g, scratch);
+        group_coef(pl, g, scratch, work);
         coef = scratch;
       }
     }
@@ -347,7 +537,7 @@ static int gen_chunk(void *ctx, size_t task, unsigned worker) {
     }
     if (reserve(b, pl->max_row) != MYR_OK)
       return MYR_ENOMEM;
-    emit_row(pl, b, key, key_len, coef, rseed);
+    emit_row(pl, b, key, key_len, coef, rseed, work);
   }
   return MYR_OK;
 }
@@ -356,10 +546,11 @@ static int gen_chunk(void *ctx, size_t task, unsigned worker) {
 static int gen_coef_block(void *ctx, size_t task, unsigned worker) {
   const gen_plan *pl = ctx;
   uint64_t g0 = (uint64_t)task * 4096, g1 = g0 + 4096;
+  double *work = pl->scratch + (size_t)worker * pl->work + pl->stride;
   if (g1 > pl->n_groups)
     g1 = pl->n_groups;
   for (uint64_t g = g0; g < g1; g++)
-    group_coef(pl, g, pl->coef + g * pl->stride);
+    group_coef(pl, g, pl->coef + g * pl->stride, work);
   return MYR_OK;
 }
 
@@ -476,6 +667,10 @@ void myr_gen_options_init(myr_gen_options *opt) {
   opt->noise = 0.1;
   opt->n_key_columns = 2;
   opt->label = "y";
+  opt->shape = MYR_GEN_SHAPE_LINEAR;
+  opt->task = MYR_GEN_TASK_REGRESSION;
+  opt->n_classes = 2;
+  opt->flip = 0.05;
 }
 
 static int check_label(const char *label, size_t n_keys, size_t n_features,
@@ -532,12 +727,6 @@ static int finish_output(FILE *f, int owned, const char *path, myr_error *err) {
   return MYR_OK;
 }
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static char *build_header(const gen_plan *pl, const char *label) {
   size_t cap = pl->n_keys * 16 + pl->n_features * 8 + strlen(label) + 2;
   char *h = myr__malloc(cap), *p = h;
@@ -563,7 +752,7 @@ static char *build_header(const gen_plan *pl, const char *label) {
 
 int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
                 myr_error *err) {
-  double t0 = now_seconds();
+  double t0 = myr__now();
   int rc = MYR_OK;
   gen_plan pl;
   myr_gen_summary sum;
@@ -611,6 +800,18 @@ int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
   if (!(opt->holdout >= 0 && opt->holdout < 1))
     return myr_error_set(err, MYR_EINVAL, "--holdout must be in [0, 1), got %g",
                          opt->holdout);
+  if (opt->shape < MYR_GEN_SHAPE_LINEAR || opt->shape > MYR_GEN_SHAPE_INTERACTIONS)
+    return myr_error_set(err, MYR_EINVAL,
+                         "--shape must be linear, smooth, piecewise or interactions");
+  if (opt->task != MYR_GEN_TASK_REGRESSION && opt->task != MYR_GEN_TASK_CLASSIFICATION)
+    return myr_error_set(err, MYR_EINVAL, "--task must be regression or classification");
+  unsigned n_classes = opt->n_classes ? opt->n_classes : 2;
+  int classify = opt->task == MYR_GEN_TASK_CLASSIFICATION;
+  if (classify && (n_classes < 2 || n_classes > MYR_GEN_MAX_CLASSES))
+    return myr_error_set(err, MYR_EINVAL, "--classes must be 2 to %d, got %u",
+                         MYR_GEN_MAX_CLASSES, n_classes);
+  if (classify && !(opt->flip >= 0 && opt->flip <= 1))
+    return myr_error_set(err, MYR_EINVAL, "--flip must be in [0, 1], got %g", opt->flip);
   MYR_RETURN_NOT_OK(check_label(label, n_keys, n_features, err));
   if (opt->holdout > 0) {
     if (opt->test_out) {
@@ -641,10 +842,16 @@ int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
   pl.n_features = n_features;
   pl.n_keys = n_keys;
   pl.noise = opt->noise;
+  pl.shape = opt->shape;
+  pl.classify = classify;
+  pl.n_classes = classify ? n_classes : 0;
+  pl.flip_thr = classify ? (uint64_t)(opt->flip * 9007199254740992.0) : 0; /* 2^53 */
+  pl.n_shape = shape_coef_count(opt->shape, n_features);
   pl.holdout = opt->holdout > 0;
   pl.holdout_thr = (uint64_t)(opt->holdout * 9007199254740992.0); /* 2^53 */
   pl.shuffle = opt->shuffle != 0;
-  pl.stride = n_features + COEF_HEAD;
+  pl.stride = pl.n_shape + (classify ? n_classes - 1 : 0);
+  pl.work = pl.stride + n_features + (classify ? QUANTILE_DRAWS : 0);
   pl.max_row = n_keys * KEY_FIELD_MAX + n_features * 10 + 48;
   plan_keys(&pl);
   if (pl.shuffle)
@@ -672,7 +879,7 @@ int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
     n_threads = (unsigned)pl.n_chunks;
   if ((rc = myr__pool_create(n_threads, &pool, err)) != MYR_OK)
     goto done;
-  pl.scratch = myr__reallocarray(NULL, (size_t)n_threads, pl.stride * sizeof(double));
+  pl.scratch = myr__reallocarray(NULL, (size_t)n_threads, pl.work * sizeof(double));
   n_slots = 2 * (size_t)n_threads;
   slots = myr__calloc(2 * n_slots, sizeof *slots);
   header = build_header(&pl, label);
@@ -760,7 +967,7 @@ int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
   sum.n_key_columns = n_keys;
   sum.rows_total = sum.rows_train + sum.rows_test;
   sum.n_threads = n_threads;
-  sum.seconds = now_seconds() - t0;
+  sum.seconds = myr__now() - t0;
   if (summary_out)
     *summary_out = sum;
 

@@ -3,11 +3,16 @@
  * Tests of the synthetic data generator (myr_gen_csv): byte-identical output for the same
  * options, exact row and group counts (also with Zipf skew), holdout split, shuffle as a
  * pure reordering, header and number formats, the promised linear-fit quality, option
- * validation and clean failure on every allocation.
+ * validation and clean failure on every allocation. Shapes and classification: features
+ * that do not depend on either, each shape's documented property (smooth: Lipschitz
+ * bound; piecewise: few distinct values; interactions: exact in its product basis, poor
+ * linear fit), class labels in range, about balanced, monotone in the latent value, and
+ * the documented flip rate.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -647,6 +652,404 @@ static void test_allocation_failures(void **state) {
   assert_true(failures >= 8); /* plan, pool, slots, header, coefficients, row buffers */
 }
 
+/* ---- shapes and classification --------------------------------------------------- */
+
+/* Features (rows x n, row-major) and labels of data lines 1..n-1 of l, in file order. */
+static void parse_rows(const lines *l, size_t n_keys, size_t n, double *x, double *y) {
+  for (size_t i = 1; i < l->n; i++) {
+    const char *p = l->line[i];
+    for (size_t k = 0; k < n_keys; k++)
+      p = strchr(p, ',') + 1;
+    for (size_t j = 0; j < n; j++) {
+      char *end;
+      x[(i - 1) * n + j] = strtod(p, &end);
+      assert_int_equal(*end, ',');
+      p = end + 1;
+    }
+    char *end;
+    y[i - 1] = strtod(p, &end);
+    assert_int_equal(*end, '\0');
+  }
+}
+
+/* Everything of a data line but its label. */
+static size_t features_len(const char *line) {
+  return (size_t)(strrchr(line, ',') - line);
+}
+
+static myr_gen_options shape_options(const char *out, int shape, int task) {
+  myr_gen_options o = small_options(out);
+  o.n_groups = 40;
+  o.rows_per_group = 200;
+  o.n_features = 6;
+  o.shape = shape;
+  o.task = task;
+  o.seed = 11;
+  return o;
+}
+
+static void test_shapes_deterministic(void **state) {
+  (void)state;
+  char a[512], b[512], lin[512];
+  tu_path(a, sizeof a, "shape_a.csv");
+  tu_path(b, sizeof b, "shape_b.csv");
+  tu_path(lin, sizeof lin, "shape_lin.csv");
+  myr_gen_options o = shape_options(lin, MYR_GEN_SHAPE_LINEAR, MYR_GEN_TASK_REGRESSION);
+  o.n_groups = 30;
+  o.rows_per_group = 40;
+  assert_int_equal(gen(&o, NULL), MYR_OK);
+  lines base = read_lines(lin);
+  for (int shape = MYR_GEN_SHAPE_LINEAR; shape <= MYR_GEN_SHAPE_INTERACTIONS; shape++) {
+    for (int task = 0; task < 2; task++) {
+      o.shape = shape;
+      o.task = task;
+      o.n_classes = 3;
+      o.out = a;
+      o.n_threads = 1;
+      assert_int_equal(gen(&o, NULL), MYR_OK);
+      o.out = b;
+      o.n_threads = 4; /* thread count must not matter, with or without shuffle */
+      assert_int_equal(gen(&o, NULL), MYR_OK);
+      assert_true(same_file(a, b));
+      o.shuffle = 1;
+      assert_int_equal(gen(&o, NULL), MYR_OK);
+      o.shuffle = 0;
+      lines l = read_lines(a), sh = read_lines(b);
+      assert_int_equal(l.n, base.n);
+      /* The shape and the task change labels only: features are the linear file's. */
+      size_t differ = 0;
+      for (size_t i = 1; i < l.n; i++) {
+        size_t n = features_len(l.line[i]);
+        assert_int_equal(n, features_len(base.line[i]));
+        assert_memory_equal(l.line[i], base.line[i], n);
+        differ += strcmp(l.line[i] + n, base.line[i] + n) != 0;
+      }
+      if (shape == MYR_GEN_SHAPE_LINEAR && task == MYR_GEN_TASK_REGRESSION)
+        assert_int_equal(differ, 0);
+      else
+        assert_true(differ > (l.n - 1) / 2);
+      /* Shuffled: the same rows. */
+      qsort(l.line + 1, l.n - 1, sizeof *l.line, cmp_str);
+      qsort(sh.line + 1, sh.n - 1, sizeof *sh.line, cmp_str);
+      for (size_t i = 1; i < l.n; i++)
+        assert_string_equal(l.line[i], sh.line[i]);
+      free_lines(&l);
+      free_lines(&sh);
+    }
+  }
+  free_lines(&base);
+}
+
+static void test_shape_smooth(void **state) {
+  (void)state;
+  char path[512];
+  tu_path(path, sizeof path, "smooth.csv");
+  myr_gen_options o = shape_options(path, MYR_GEN_SHAPE_SMOOTH, MYR_GEN_TASK_REGRESSION);
+  o.noise = 0;
+  assert_int_equal(gen(&o, NULL), MYR_OK);
+  lines l = read_lines(path);
+  size_t rows = o.rows_per_group, n = o.n_features;
+  double *x = malloc((l.n - 1) * n * sizeof *x), *y = malloc((l.n - 1) * sizeof *y);
+  double **xr = malloc(rows * sizeof *xr);
+  assert_true(x && y && xr);
+  parse_rows(&l, 2, n, x, y);
+  double worst = 0, r2_sum = 0;
+  for (size_t g = 0; g < o.n_groups; g++) {
+    const double *gx = x + g * rows * n, *gy = y + g * rows;
+    /* |s(x) - s(x')| <= 10 * |x - x'|_1, up to the labels' rounding to 1e-5. */
+    for (size_t a = 0; a < rows; a++) {
+      for (size_t b = a + 1; b < rows; b++) {
+        double d1 = 0;
+        for (size_t j = 0; j < n; j++)
+          d1 += fabs(gx[a * n + j] - gx[b * n + j]);
+        double ratio = (fabs(gy[a] - gy[b]) - 1.1e-5) / d1;
+        worst = ratio > worst ? ratio : worst;
+      }
+    }
+    for (size_t r = 0; r < rows; r++)
+      xr[r] = x + (g * rows + r) * n;
+    r2_sum += linear_r2(xr, gy, rows, n);
+  }
+  print_message("smooth: largest |dy| / |dx|_1 %.3f, linear R^2 %.3f\n", worst,
+                r2_sum / (double)o.n_groups);
+  assert_true(worst <= 10.0);
+  assert_true(worst > 1.0);                       /* and not flat */
+  assert_true(r2_sum / (double)o.n_groups < 0.6); /* nonlinear */
+  free(x);
+  free(y);
+  free(xr);
+  free_lines(&l);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Distinct values among v[0..n) (sorts v). */
+static size_t distinct(double *v, size_t n) {
+  qsort(v, n, sizeof *v, cmp_double);
+  size_t d = n > 0;
+  for (size_t i = 1; i < n; i++)
+    d += v[i] != v[i - 1];
+  return d;
+}
+
+static void test_shape_piecewise(void **state) {
+  (void)state;
+  char path[512];
+  tu_path(path, sizeof path, "piecewise.csv");
+  myr_gen_options o =
+      shape_options(path, MYR_GEN_SHAPE_PIECEWISE, MYR_GEN_TASK_REGRESSION);
+  o.noise = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    assert_int_equal(gen(&o, NULL), MYR_OK);
+    lines l = read_lines(path);
+    size_t rows = o.rows_per_group, n = o.n_features;
+    double *x = malloc((l.n - 1) * n * sizeof *x), *y = malloc((l.n - 1) * sizeof *y);
+    assert_true(x && y);
+    parse_rows(&l, 2, n, x, y);
+    size_t most = 0, fewest = rows;
+    for (size_t g = 0; g < o.n_groups; g++) {
+      size_t d = distinct(y + g * rows, rows);
+      most = d > most ? d : most;
+      fewest = d < fewest ? d : fewest;
+    }
+    if (pass == 0) { /* a step function: at most 4 x 4 leaf sums */
+      print_message("piecewise: %zu to %zu distinct labels per group of %zu\n", fewest,
+                    most, rows);
+      assert_true(most <= 16);
+      assert_true(fewest >= 2);
+    } else { /* the check can fail: a continuous shape has a new value per row */
+      assert_true(fewest > rows - 5);
+    }
+    free(x);
+    free(y);
+    free_lines(&l);
+    o.shape = MYR_GEN_SHAPE_SMOOTH;
+  }
+}
+
+static void test_shape_interactions(void **state) {
+  (void)state;
+  char path[512];
+  tu_path(path, sizeof path, "interactions.csv");
+  myr_gen_options o =
+      shape_options(path, MYR_GEN_SHAPE_INTERACTIONS, MYR_GEN_TASK_REGRESSION);
+  o.noise = 0;
+  assert_int_equal(gen(&o, NULL), MYR_OK);
+  lines l = read_lines(path);
+  size_t rows = o.rows_per_group, n = o.n_features, m = n + 3;
+  double *x = malloc((l.n - 1) * n * sizeof *x), *y = malloc((l.n - 1) * sizeof *y);
+  double *basis = malloc(rows * m * sizeof *basis);
+  double **xr = malloc(rows * sizeof *xr), **br = malloc(rows * sizeof *br);
+  assert_true(x && y && basis && xr && br);
+  parse_rows(&l, 2, n, x, y);
+  double lin_sum = 0, exact_min = 1;
+  for (size_t g = 0; g < o.n_groups; g++) {
+    for (size_t r = 0; r < rows; r++) {
+      const double *f = x + (g * rows + r) * n;
+      double *b = basis + r * m;
+      memcpy(b, f, n * sizeof *f);
+      b[n] = f[0] * f[1];
+      b[n + 1] = f[0] * f[1] * f[2];
+      b[n + 2] = (double)((f[2] > 0) - (f[2] < 0)) * (double)((f[3] > 0) - (f[3] < 0));
+      xr[r] = x + (g * rows + r) * n;
+      br[r] = b;
+    }
+    double lin = linear_r2(xr, y + g * rows, rows, n);
+    double exact = linear_r2(br, y + g * rows, rows, m);
+    lin_sum += lin;
+    exact_min = exact < exact_min ? exact : exact_min;
+  }
+  print_message("interactions: linear R^2 %.3f; in the product basis at least %.9f\n",
+                lin_sum / (double)o.n_groups, exact_min);
+  /* Linear in [1, f, f0*f1, f0*f1*f2, sgn(f2)*sgn(f3)] up to the labels' rounding ... */
+  assert_true(exact_min > 1 - 1e-6);
+  /* ... but hardly linear in the features alone. */
+  assert_true(lin_sum / (double)o.n_groups < 0.35);
+  free(x);
+  free(y);
+  free(basis);
+  free(xr);
+  free(br);
+  free_lines(&l);
+}
+
+static void test_classification(void **state) {
+  (void)state;
+  char reg[512], cls[512], flip[512];
+  tu_path(reg, sizeof reg, "cls_reg.csv");
+  tu_path(cls, sizeof cls, "cls.csv");
+  tu_path(flip, sizeof flip, "cls_flip.csv");
+  for (unsigned k = 2; k <= 5; k += 3) {
+    myr_gen_options o = shape_options(reg, MYR_GEN_SHAPE_SMOOTH, MYR_GEN_TASK_REGRESSION);
+    o.n_groups = 100;
+    o.noise = 0.5;
+    o.n_classes = k;
+    assert_int_equal(gen(&o, NULL), MYR_OK);
+    o.out = cls;
+    o.task = MYR_GEN_TASK_CLASSIFICATION;
+    o.flip = 0;
+    assert_int_equal(gen(&o, NULL), MYR_OK);
+    o.out = flip;
+    o.flip = 0.3;
+    assert_int_equal(gen(&o, NULL), MYR_OK);
+    lines lr = read_lines(reg), lc = read_lines(cls), lf = read_lines(flip);
+    size_t rows = o.rows_per_group, total = lc.n - 1, changed = 0;
+    assert_int_equal(lr.n, lc.n);
+    assert_int_equal(lf.n, lc.n);
+    double *yr = malloc(total * sizeof *yr);
+    unsigned *yc = malloc(total * sizeof *yc), *yf = malloc(total * sizeof *yf);
+    size_t count[5] = {0};
+    assert_true(yr && yc && yf);
+    for (size_t i = 0; i < total; i++) {
+      const char *a = strrchr(lc.line[i + 1], ',') + 1,
+                 *b = strrchr(lf.line[i + 1], ',') + 1;
+      /* A class is a bare integer 0..K-1. */
+      assert_true(strlen(a) == 1 && a[0] >= '0' && a[0] < (char)('0' + k));
+      assert_true(strlen(b) == 1 && b[0] >= '0' && b[0] < (char)('0' + k));
+      yc[i] = (unsigned)(a[0] - '0');
+      yf[i] = (unsigned)(b[0] - '0');
+      yr[i] = strtod(strrchr(lr.line[i + 1], ',') + 1, NULL);
+      count[yc[i]]++;
+      changed += yc[i] != yf[i];
+    }
+    /* About equally frequent classes, each in every group. */
+    for (unsigned c = 0; c < k; c++) {
+      double share = (double)count[c] / (double)total;
+      print_message("K=%u: class %u has %.3f of the rows\n", k, c, share);
+      assert_true(fabs(share - 1.0 / k) < 0.03);
+    }
+    for (size_t g = 0; g < o.n_groups; g++) {
+      size_t seen[5] = {0};
+      for (size_t r = 0; r < rows; r++)
+        seen[yc[g * rows + r]]++;
+      for (unsigned c = 0; c < k; c++)
+        assert_true(seen[c] > 0);
+      /* Without flips the class bins the regression label of the same options: a row
+         with a smaller value never has a larger class. */
+      for (size_t a = 0; a < rows; a++)
+        for (size_t b = 0; b < rows; b++)
+          if (yr[g * rows + a] < yr[g * rows + b])
+            assert_true(yc[g * rows + a] <= yc[g * rows + b]);
+    }
+    /* A flip redraws the class uniformly: flip * (K-1)/K of the rows change. */
+    double want = 0.3 * (double)(k - 1) / (double)k;
+    double got = (double)changed / (double)total;
+    print_message("K=%u: flip 0.3 changed %.3f of the classes (expected %.3f)\n", k, got,
+                  want);
+    assert_true(fabs(got - want) < 0.02);
+    free(yr);
+    free(yc);
+    free(yf);
+    free_lines(&lr);
+    free_lines(&lc);
+    free_lines(&lf);
+  }
+}
+
+static void test_shape_task_invalid(void **state) {
+  (void)state;
+  char path[512];
+  tu_path(path, sizeof path, "invalid_shape.csv");
+  unlink(path);
+  myr_gen_options base = small_options(path), o;
+  o = base;
+  o.shape = 4;
+  expect_invalid(&o, MYR_EINVAL, "--shape");
+  o = base;
+  o.shape = -1;
+  expect_invalid(&o, MYR_EINVAL, "--shape");
+  o = base;
+  o.task = 2;
+  expect_invalid(&o, MYR_EINVAL, "--task");
+  o = base;
+  o.task = MYR_GEN_TASK_CLASSIFICATION;
+  o.n_classes = 1;
+  expect_invalid(&o, MYR_EINVAL, "--classes");
+  o.n_classes = MYR_GEN_MAX_CLASSES + 1;
+  expect_invalid(&o, MYR_EINVAL, "--classes");
+  o.n_classes = 2;
+  o.flip = 1.5;
+  expect_invalid(&o, MYR_EINVAL, "--flip");
+  o.flip = -0.1;
+  expect_invalid(&o, MYR_EINVAL, "--flip");
+  assert_int_not_equal(access(path, F_OK), 0);
+
+  /* Regression ignores the class options; zero means 2 classes and no flips. */
+  o = base;
+  o.n_classes = 1000;
+  o.flip = 7;
+  assert_int_equal(gen(&o, NULL), MYR_OK);
+  myr_gen_options z;
+  memset(&z, 0, sizeof z);
+  z.out = path;
+  z.n_groups = 20;
+  z.task = MYR_GEN_TASK_CLASSIFICATION;
+  assert_int_equal(gen(&z, NULL), MYR_OK);
+  lines l = read_lines(path);
+  size_t ones = 0;
+  for (size_t i = 1; i < l.n; i++) {
+    const char *c = strrchr(l.line[i], ',') + 1;
+    assert_true(strcmp(c, "0") == 0 || strcmp(c, "1") == 0);
+    ones += c[0] == '1';
+  }
+  assert_true(ones > 800 && ones < 1200);
+  free_lines(&l);
+  /* The most classes, and flip 1 (every class drawn at random). */
+  z.n_classes = MYR_GEN_MAX_CLASSES;
+  z.flip = 1;
+  z.shape = MYR_GEN_SHAPE_INTERACTIONS;
+  assert_int_equal(gen(&z, NULL), MYR_OK);
+  l = read_lines(path);
+  int top = 0;
+  for (size_t i = 1; i < l.n; i++) {
+    int c = atoi(strrchr(l.line[i], ',') + 1);
+    assert_true(c >= 0 && c < MYR_GEN_MAX_CLASSES);
+    top = c > top ? c : top;
+  }
+  assert_true(top > 90);
+  free_lines(&l);
+}
+
+static void test_classification_allocation_failures(void **state) {
+  (void)state;
+  char path[512], test[512];
+  tu_path(path, sizeof path, "oom_cls.csv");
+  tu_path(test, sizeof test, "oom_cls.test.csv");
+  myr_gen_options o = small_options(path);
+  o.shape = MYR_GEN_SHAPE_PIECEWISE;
+  o.task = MYR_GEN_TASK_CLASSIFICATION;
+  o.n_classes = 4;
+  o.shuffle = 1;
+  o.holdout = 0.3;
+  o.n_threads = 2;
+  tu_alloc_install();
+  long live = tu_alloc_live();
+  int succeeded = 0, failures = 0;
+  for (long n = 1; n < 500 && !succeeded; n++) {
+    unlink(path);
+    unlink(test);
+    tu_alloc_fail_at(n, 0);
+    myr_error err = {0};
+    int rc = myr_gen_csv(&o, NULL, &err);
+    if (tu_alloc_failed()) {
+      assert_int_equal(rc, MYR_ENOMEM);
+      failures++;
+      assert_int_not_equal(access(path, F_OK), 0);
+      assert_int_not_equal(access(test, F_OK), 0);
+    } else {
+      assert_int_equal(rc, MYR_OK);
+      succeeded = 1;
+    }
+    assert_int_equal(tu_alloc_live(), live);
+  }
+  tu_alloc_fail_at(0, 0);
+  assert_true(succeeded);
+  assert_true(failures >= 8);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_determinism),
@@ -659,6 +1062,13 @@ int main(void) {
       cmocka_unit_test(test_invalid_options),
       cmocka_unit_test(test_test_path),
       cmocka_unit_test(test_allocation_failures),
+      cmocka_unit_test(test_shapes_deterministic),
+      cmocka_unit_test(test_shape_smooth),
+      cmocka_unit_test(test_shape_piecewise),
+      cmocka_unit_test(test_shape_interactions),
+      cmocka_unit_test(test_classification),
+      cmocka_unit_test(test_shape_task_invalid),
+      cmocka_unit_test(test_classification_allocation_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

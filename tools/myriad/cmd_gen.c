@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * `myriad gen`: write a synthetic per-group regression data set as CSV. Option parsing
+ * `myriad gen`: write a synthetic per-group regression or classification data set as
+ * CSV. Option parsing
  * and the summary line live here; generation is myr_gen_csv() (include/myriad/gen.h).
  * Exit status: 0 ok, 1 runtime error (I/O, memory), 2 usage error.
  */
@@ -15,8 +16,9 @@ static void usage(FILE *out) {
   fprintf(out,
           "Usage: myriad gen --out PATH [OPTIONS]\n"
           "\n"
-          "Write a synthetic CSV data set with one regression problem per group (key), for\n"
-          "demos, tests and benchmarks. The same arguments give byte-identical files.\n"
+          "Write a synthetic CSV data set with one regression or classification problem per\n"
+          "group (key), for demos, tests and benchmarks. The same arguments give\n"
+          "byte-identical files.\n"
           "\n"
           "Options:\n"
           "  --out PATH          output CSV file, '-' for stdout (required)\n"
@@ -27,7 +29,15 @@ static void usage(FILE *out) {
           "  --zipf-s S          Zipf exponent, > 0; larger is more skewed (default 1.1)\n"
           "  --features N        numeric feature columns f0..f{N-1}, 1 to %d (default 8)\n"
           "  --noise SIGMA       std dev of the Gaussian noise added to the label\n"
-          "                      (default 0.1)\n"
+          "                      (classification: to the value that is binned; default 0.1)\n"
+          "  --shape SHAPE       the function of the features behind the label: linear,\n"
+          "                      smooth, piecewise or interactions (default linear; see\n"
+          "                      Data below)\n"
+          "  --task TASK         regression (default) or classification: integer class\n"
+          "                      labels 0..K-1\n"
+          "  --classes K         classification: number of classes, 2 to %d (default 2)\n"
+          "  --flip P            classification: probability that a row's class is\n"
+          "                      replaced by a uniformly drawn one (default 0.05)\n"
           "  --seed N            random seed (default 0)\n"
           "  --holdout FRACTION  also write a test file holding about this fraction of each\n"
           "                      group's rows, chosen per row by a seeded draw; in [0, 1)\n"
@@ -46,18 +56,30 @@ static void usage(FILE *out) {
           "  --quiet             do not print the summary line to stderr\n"
           "  -h, --help          show this help\n"
           "\n"
-          "Data: features are uniform on [-2, 2] with five decimals. Each group g has its own\n"
-          "coefficients, drawn from (seed, g), and label\n"
-          "  y = b0 + sum_j b_j*f_j + a*sin(f0) + c*f1*f2 + noise*N(0,1)\n"
-          "(the f1*f2 term only with 3 or more features, sized so that a linear model per\n"
-          "group reaches R^2 of about 0.8-0.95 when the noise is small).\n"
+          "Data: features are uniform on [-2, 2] with five decimals (the same for every shape\n"
+          "and task). Each group g has its own coefficients, drawn from (seed, g), and a\n"
+          "value s(f) by --shape (indices modulo the feature count):\n"
+          "  linear        b0 + sum_j b_j*f_j + a*sin(f0) + c*f1*f2  (the f1*f2 term only\n"
+          "                with 3 or more features; a linear model per group reaches R^2\n"
+          "                of about 0.8-0.95 when the noise is small)\n"
+          "  smooth        b0 + sum_j 2^-j*[a_j*sin(w_j*f_j + phi_j) + q_j*f_j^2\n"
+          "                   + c_j*cos(f_j + f_{j+1})]\n"
+          "  piecewise     b0 + two random depth-2 trees of thresholds on f0..f3: a step\n"
+          "                function with at most 16 values per group\n"
+          "  interactions  b0 + weak sum_j 2^-j*b_j*f_j + c*(f0-t0)*(f1-t1) + d*f0*f1*f2\n"
+          "                   + e*sign(f2)*sign(f3)\n"
+          "Regression: y = s(f) + noise*N(0,1), five decimals. Classification: s(f) +\n"
+          "noise*N(0,1) is cut at the group's quantiles into K about equally frequent\n"
+          "classes, then --flip redraws a fraction of the classes at random.\n"
+          "The exact formulas are in include/myriad/gen.h.\n"
           "\n"
           "Columns: the key columns, f0..f{N-1}, then the label.\n"
           "\n"
           "Example:\n"
           "  myriad gen --groups 100000 --rows 50 --skew zipf --holdout 0.2 --out data.csv\n"
-          "  (writes data.csv and data.test.csv)\n",
-          MYR_GEN_MAX_FEATURES, MYR_GEN_MAX_KEY_COLUMNS);
+          "  (writes data.csv and data.test.csv)\n"
+          "  myriad gen --shape piecewise --task classification --classes 3 --out cls.csv\n",
+          MYR_GEN_MAX_FEATURES, MYR_GEN_MAX_CLASSES, MYR_GEN_MAX_KEY_COLUMNS);
 }
 
 enum {
@@ -75,7 +97,11 @@ enum {
   OPT_LABEL,
   OPT_SHUFFLE,
   OPT_THREADS,
-  OPT_QUIET
+  OPT_QUIET,
+  OPT_SHAPE,
+  OPT_TASK,
+  OPT_CLASSES,
+  OPT_FLIP
 };
 
 /* An integer option in [lo, hi]; prints the error and returns 0 when it is not. */
@@ -116,11 +142,17 @@ int myr_cmd_gen(int argc, char **argv) {
       {"shuffle", no_argument, NULL, OPT_SHUFFLE},
       {"threads", required_argument, NULL, OPT_THREADS},
       {"quiet", no_argument, NULL, OPT_QUIET},
+      {"shape", required_argument, NULL, OPT_SHAPE},
+      {"task", required_argument, NULL, OPT_TASK},
+      {"classes", required_argument, NULL, OPT_CLASSES},
+      {"flip", required_argument, NULL, OPT_FLIP},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   myr_gen_options opt;
   myr_gen_options_init(&opt);
+  static const char *const shapes[] = {"linear", "smooth", "piecewise", "interactions"};
   int quiet = 0, c;
+  const char *class_opt = NULL; /* a classification-only option given, for the check */
   unsigned long long v;
   double d;
 
@@ -192,6 +224,47 @@ int myr_cmd_gen(int argc, char **argv) {
         return 2;
       opt.holdout = d;
       break;
+    case OPT_SHAPE:
+      opt.shape = -1;
+      for (int k = 0; k < 4; k++)
+        if (!strcmp(optarg, shapes[k]))
+          opt.shape = k;
+      if (opt.shape < 0) {
+        fprintf(stderr,
+                "myriad gen: --shape must be linear, smooth, piecewise or interactions, "
+                "got '%s'\n",
+                optarg);
+        return 2;
+      }
+      break;
+    case OPT_TASK:
+      if (!strcmp(optarg, "regression")) {
+        opt.task = MYR_GEN_TASK_REGRESSION;
+      } else if (!strcmp(optarg, "classification")) {
+        opt.task = MYR_GEN_TASK_CLASSIFICATION;
+      } else {
+        fprintf(stderr,
+                "myriad gen: --task must be regression or classification, got '%s'\n",
+                optarg);
+        return 2;
+      }
+      break;
+    case OPT_CLASSES:
+      if (!parse_range("--classes", optarg, 2, MYR_GEN_MAX_CLASSES, &v))
+        return 2;
+      opt.n_classes = (unsigned)v;
+      class_opt = "--classes";
+      break;
+    case OPT_FLIP:
+      if (!cli_parse_double("gen", "--flip", optarg, &d))
+        return 2;
+      if (!(d >= 0 && d <= 1)) {
+        fprintf(stderr, "myriad gen: --flip must be in [0, 1], got '%s'\n", optarg);
+        return 2;
+      }
+      opt.flip = d;
+      class_opt = "--flip";
+      break;
     case 'h': usage(stdout); return 0;
     case ':':
       fprintf(stderr, "myriad gen: %s needs a value\n", argv[optind - 1]);
@@ -209,6 +282,10 @@ int myr_cmd_gen(int argc, char **argv) {
   }
   if (!opt.out) {
     fprintf(stderr, "myriad gen: --out PATH is required (see myriad gen --help)\n");
+    return 2;
+  }
+  if (class_opt && opt.task != MYR_GEN_TASK_CLASSIFICATION) {
+    fprintf(stderr, "myriad gen: %s needs --task classification\n", class_opt);
     return 2;
   }
 
