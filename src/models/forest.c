@@ -34,6 +34,7 @@
 #include "core/buf.h"
 #include "core/hash.h"
 #include "models/families.h"
+#include "models/params.h"
 
 /* scikit-learn's tolerances (_partitioner.pxd, _tree.pyx): values closer than
    FEATURE_THRESHOLD (a float32, added in float32) are one value; a node whose impurity is
@@ -101,18 +102,6 @@ static int parse_num(const char *v, uint64_t *u, double *d) {
     return 0;
   *d = x;
   return 2;
-}
-
-static int parse_bool(const char *v, int *out) {
-  if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes")) {
-    *out = 1;
-    return 1;
-  }
-  if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")) {
-    *out = 0;
-    return 1;
-  }
-  return 0;
 }
 
 static int params_set(void *pp, const char *key, const char *v, myr_error *err) {
@@ -196,7 +185,7 @@ static int params_set(void *pp, const char *key, const char *v, myr_error *err) 
     return MYR_OK;
   }
   if (!strcmp(key, "bootstrap")) {
-    if (!parse_bool(v, &p->bootstrap))
+    if (!myr__param_bool(v, &p->bootstrap))
       return myr_error_set(err, MYR_EINVAL,
                            "forest: bootstrap must be true or false, got '%s'", v);
     return MYR_OK;

@@ -16,6 +16,7 @@
 
 #include "core/buf.h"
 #include "models/families.h"
+#include "models/params.h"
 
 typedef struct linear_params {
   double alpha;      /* L2 penalty on the coefficients (not the intercept) */
@@ -34,18 +35,6 @@ static void params_init(void *p) {
   lp->fit_intercept = 1;
 }
 
-static int parse_bool(const char *v, int *out) {
-  if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes")) {
-    *out = 1;
-    return 1;
-  }
-  if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")) {
-    *out = 0;
-    return 1;
-  }
-  return 0;
-}
-
 static int params_set(void *p, const char *key, const char *value, myr_error *err) {
   linear_params *lp = p;
   if (!strcmp(key, "alpha")) {
@@ -59,7 +48,7 @@ static int params_set(void *p, const char *key, const char *value, myr_error *er
     return MYR_OK;
   }
   if (!strcmp(key, "fit_intercept")) {
-    if (!parse_bool(value, &lp->fit_intercept))
+    if (!myr__param_bool(value, &lp->fit_intercept))
       return myr_error_set(err, MYR_EINVAL,
                            "linear: fit_intercept must be true or false, got '%s'", value);
     return MYR_OK;

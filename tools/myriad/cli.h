@@ -26,6 +26,10 @@ int cli_parse_double(const char *cmd, const char *opt, const char *arg, double *
    and returns 0 on failure. */
 struct myr_registry;
 int cli_load_plugin(const char *cmd, struct myr_registry **reg, const char *path);
+/* Make SIGINT and SIGTERM set the flag returned, which the library polls to stop
+   cleanly; cli_interrupted() tells whether that happened (exit status 130). */
+const volatile int *cli_cancel_on_signals(void);
+int cli_interrupted(void);
 /* Print n with thousands separators into buf. */
 const char *cli_grouped(unsigned long long n, char *buf, size_t cap);
 

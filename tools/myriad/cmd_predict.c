@@ -6,7 +6,6 @@
  * holds only the CSV. Ctrl-C stops cleanly: no partial output file is left behind.
  */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +13,6 @@
 
 #include "cli.h"
 #include "myriad/myriad.h"
-
-static volatile sig_atomic_t g_stop;
-static volatile int g_cancel;
-
-static void on_signal(int sig) {
-  (void)sig;
-  g_stop = 1;
-  g_cancel = 1;
-}
 
 static void usage(FILE *out) {
   fprintf(
@@ -231,17 +221,11 @@ int myr_cmd_predict(int argc, char **argv) {
       }
     o.registry = reg;
   }
-  o.cancel = &g_cancel;
+  o.cancel = cli_cancel_on_signals();
   int to_stdout = strcmp(o.out, "-") == 0;
   progress_state ps = {isatty(STDERR_FILENO) && !quiet, 0};
   o.progress = on_progress;
   o.progress_ud = &ps;
-
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
 
   myr_predict_summary s;
   int st = myr_predict(&o, &s, &err);
@@ -250,7 +234,7 @@ int myr_cmd_predict(int argc, char **argv) {
   if (st != MYR_OK) {
     fprintf(stderr, "myriad predict: %s\n",
             err.message[0] ? err.message : myr_status_name(st));
-    rc = g_stop ? 130 : 1;
+    rc = cli_interrupted() ? 130 : 1;
     goto done;
   }
   FILE *sf = to_stdout ? stderr : stdout;

@@ -7,7 +7,6 @@
  * (the families' code is in them).
  */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,15 +14,6 @@
 
 #include "cli.h"
 #include "myriad/myriad.h"
-
-static volatile sig_atomic_t g_stop;
-static volatile int g_cancel;
-
-static void on_signal(int sig) {
-  (void)sig;
-  g_stop = 1;
-  g_cancel = 1;
-}
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -295,16 +285,10 @@ int myr_cmd_train(int argc, char **argv) {
   o.n_features = n_feats;
   o.params = params;
   o.registry = reg;
-  o.cancel = &g_cancel;
+  o.cancel = cli_cancel_on_signals();
   progress_state ps = {isatty(STDERR_FILENO) && !quiet, 0};
   o.progress = on_progress;
   o.progress_ud = &ps;
-
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
 
   myr_train_summary s;
   myr_error err = {0};
@@ -316,7 +300,7 @@ int myr_cmd_train(int argc, char **argv) {
     if (s.rows_total && !quiet)
       fprintf(stderr, "myriad train: read %llu rows before stopping; nothing was published\n",
               (unsigned long long)s.rows_total);
-    rc = g_stop ? 130 : 1;
+    rc = cli_interrupted() ? 130 : 1;
     goto done;
   }
   if (json) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Entry point of the `myriad` tool: dispatches to one subcommand, plus shared helpers. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,3 +205,23 @@ int cli_load_plugin(const char *cmd, myr_registry **reg, const char *path) {
   }
   return 1;
 }
+
+static volatile sig_atomic_t g_interrupted;
+static volatile int g_cancel;
+
+static void on_signal(int sig) {
+  (void)sig;
+  g_interrupted = 1;
+  g_cancel = 1;
+}
+
+const volatile int *cli_cancel_on_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  return &g_cancel;
+}
+
+int cli_interrupted(void) { return g_interrupted != 0; }
