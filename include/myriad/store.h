@@ -126,6 +126,15 @@ typedef int (*myr_model_cb)(void *ud, const myr_model_record *record);
 MYR_API int myr_store_models(myr_store *store, const myr_model_query *q, myr_model_cb cb,
                              void *ud, myr_error *err);
 
+/**
+ * @brief Read from one snapshot until myr_store_snapshot_end(): every query sees the
+ * same published version, even while another process publishes, and repeated lookups
+ * skip per-query locking. Only on a handle with no run in progress.
+ */
+MYR_API int myr_store_snapshot_begin(myr_store *store, myr_error *err);
+/** @brief End the snapshot (no-op without one; also done by myr_store_close). */
+MYR_API void myr_store_snapshot_end(myr_store *store);
+
 /** Store-wide facts. */
 typedef struct myr_store_info {
   size_t n_keys;                  /* key columns (0 before the first run) */

@@ -19,9 +19,9 @@
  * Runs: a model's run spec lists its feature names. Every published run is resolved
  * against the input header once, up front; a run whose features are not all in the
  * input makes its keys' rows model_error, and when no run at all can be used the command
- * fails before writing anything. A model from a run published since is handled by
- * re-reading the runs (its features must be among the columns already being read).
- * Lookups are not one snapshot: keys met after a publish get the new version.
+ * fails before writing anything. The whole run reads one store snapshot
+ * (myr_store_snapshot_begin): runs published meanwhile are not seen, so every key is
+ * scored with the version that was current when predict started.
  * The spec JSON is parsed with plain jansson: its allocator is process-global, so routing
  * it through our hook would race other users; those few small allocations bypass
  * myr_set_allocator.
@@ -213,14 +213,6 @@ static int resolve_run(pctx *c, prun *r, const char *spec_json, myr_error *err) 
              n_missing > shown ? ", ..." : "", c->opt->input);
     goto done;
   }
-  for (size_t f = 0; f < p && c->want; f++)
-    if (!c->want[r->col[f]]) {
-      snprintf(msg, sizeof msg,
-               "run %lld was published while predict was reading and needs column %s, "
-               "which it does not read; run predict again",
-               (long long)r->run_id, names[f]);
-      goto done;
-    }
   r->schema_hash = myr_feature_schema_hash(names, p);
 done:
   if (rc == MYR_OK && msg[0]) {
@@ -305,7 +297,7 @@ typedef struct lookup {
   pkey *k;
   const char *key_text; /* for messages */
   int found;
-  int64_t unknown_run; /* the model's run is not in pctx.runs (published since) */
+  int64_t unknown_run; /* the model's run is not in pctx.runs (a damaged store) */
   myr_error *err;
 } lookup;
 
@@ -435,21 +427,11 @@ static int load_key(pctx *c, uint32_t gid, myr_error *err) {
   q.n_filter = c->n_keys;
   lookup l = {c, k, key_text, 0, 0, err};
   MYR_RETURN_NOT_OK(myr_store_models(c->store, &q, on_model, &l, err));
-  if (l.unknown_run) {
-    /* A run was published since we read the runs: learn it, then look again (the
-       blob was only valid inside the callback). */
-    MYR_RETURN_NOT_OK(read_runs(c, err));
-    int64_t unknown = l.unknown_run;
-    memset(k, 0, sizeof *k);
-    l.found = 0;
-    l.unknown_run = 0;
-    MYR_RETURN_NOT_OK(myr_store_models(c->store, &q, on_model, &l, err));
-    if (l.unknown_run)
-      MYR_RETURN_NOT_OK(key_failed(&l,
-                                   "its model comes from run %lld, which the store does "
-                                   "not list as published",
-                                   (long long)unknown));
-  }
+  if (l.unknown_run) /* cannot happen inside the snapshot unless the store is damaged */
+    MYR_RETURN_NOT_OK(key_failed(&l,
+                                 "its model comes from run %lld, which the store does not "
+                                 "list as published",
+                                 (long long)l.unknown_run));
   if (!l.found)
     k->state = KEY_NO_MODEL;
   return MYR_OK;
@@ -745,8 +727,8 @@ static void put_prediction(const pkey *k, const double *pred, int probs, myr__bu
     double cls = k->classes ? k->classes[best] : (double)best;
     myr__buf_append(out, num, myr__fmt_double(num, cls));
     myr__buf_append(out, ",", 1);
-    /* A classifier published while predicting, after the header went out without the
-       column, gets its class only. */
+    /* Without a probabilities column (no classifier run when the header was written)
+       a classifier gets its class only. */
     for (size_t o = 0; o < k->n_out && probs; o++) {
       if (o)
         myr__buf_append(out, ";", 1);
@@ -1001,6 +983,9 @@ static int predict_all(pctx *c, myr_error *err) {
   const myr_predict_options *o = c->opt;
   myr_store_info info;
   MYR_RETURN_NOT_OK(myr_store_open(o->store, MYR_STORE_READONLY, &c->store, err));
+  /* One snapshot for the whole run: every key is scored with the same published
+     version, and the many key lookups skip SQLite's per-query locking. */
+  MYR_RETURN_NOT_OK(myr_store_snapshot_begin(c->store, err));
   MYR_RETURN_NOT_OK(myr_store_get_info(c->store, &info, err));
   if (info.n_keys == 0 || info.latest_run == 0)
     return myr_error_set(err, MYR_ENODATA, "store %s has no published models", o->store);

@@ -50,6 +50,7 @@ struct myr_store {
   sqlite3_stmt *ins_blob;  /* INSERT INTO blobs */
   sqlite3_stmt *ins_error; /* INSERT INTO errors */
   int in_txn;              /* this handle has a write transaction open */
+  int in_snapshot;         /* a read transaction held by myr_store_snapshot_begin */
   size_t batch_rows;       /* rows put in the open transaction */
   double batch_t0;         /* monotonic time the open transaction began */
   int64_t run_id;          /* running run validated for puts; 0 = none */
@@ -623,6 +624,7 @@ done:
 void myr_store_close(myr_store *s) {
   if (!s)
     return;
+  myr_store_snapshot_end(s);
   if (s->db && s->in_txn && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
   drop_inserts(s);
@@ -635,6 +637,27 @@ void myr_store_close(myr_store *s) {
   myr__free(s->run_family);
   myr__free(s->path);
   myr__free(s);
+}
+
+int myr_store_snapshot_begin(myr_store *s, myr_error *err) {
+  if (!s)
+    return myr_error_set(err, MYR_EINVAL, "myr_store_snapshot_begin: store is NULL");
+  if (s->in_txn || s->in_snapshot)
+    return myr_error_set(err, MYR_EINVAL,
+                         "store %s: a snapshot cannot start inside another transaction",
+                         s->path);
+  /* BEGIN is deferred: the first read takes the WAL read lock and keeps it, so every
+     later query sees the same version and pays no locking of its own. */
+  MYR_RETURN_NOT_OK(exec(s, "BEGIN", "starting a read snapshot", err));
+  s->in_snapshot = 1;
+  return MYR_OK;
+}
+
+void myr_store_snapshot_end(myr_store *s) {
+  if (s && s->in_snapshot) {
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    s->in_snapshot = 0;
+  }
 }
 
 int myr_store_flush(myr_store *s, myr_error *err) {
@@ -1559,7 +1582,7 @@ int myr_store_get_info(myr_store *s, myr_store_info *out, myr_error *err) {
   if (!s || !out)
     return myr_error_set(err, MYR_EINVAL, "myr_store_get_info: NULL argument");
   MYR_RETURN_NOT_OK(load_key_names(s, err));
-  if (!s->in_txn) { /* one snapshot for all the counts */
+  if (!s->in_txn && !s->in_snapshot) { /* one snapshot for all the counts */
     MYR_RETURN_NOT_OK(exec(s, "BEGIN", "reading store info", err));
     began = 1;
   }
