@@ -27,7 +27,7 @@ HELP_OPTIONS = {
               "--min-rows", "--holdout", "--seed", "--store", "--threads", "--json",
               "--quiet", "--list-models", "--help"],
     "models": ["--store", "--key", "--worst", "--limit", "--format", "--describe",
-               "--help"],
+               "--errors", "--plugin", "--help"],
 }
 
 
@@ -371,6 +371,18 @@ def test_min_rows_failures_are_stored(cli, zipf_data, tmp_path):
     assert all(e["reason"] == "too_few_rows" and e["message"] for e in errs)
     assert n_models(store) == s["groups_trained"]
     assert set(h.current_models(store)) == set(sizes[sizes >= 20].index)
+    # `myriad models --errors` lists the same failed groups, in every format.
+    listed = h.run_cli(cli, "models", "--store", store, "--errors", "--format", "json")
+    assert listed.returncode == 0, h.describe(listed)
+    got = json.loads(listed.stdout)
+    assert {(e["app"], e["api"]): e["n_rows"] for e in got} == \
+        {k: int(v) for k, v in small.items()}
+    assert all(e["reason"] == "too_few_rows" and e["run_id"] == s["run_id"] for e in got)
+    as_csv = h.run_cli(cli, "models", "--store", store, "--errors", "--format", "csv")
+    assert len(list(csv.DictReader(io.StringIO(as_csv.stdout)))) == len(small)
+    limited = h.run_cli(cli, "models", "--store", store, "--errors", "--limit", "2",
+                        "--format", "json")
+    assert len(json.loads(limited.stdout)) == min(2, len(small))
 
 
 # ---------------------------------------------------------------------------- store

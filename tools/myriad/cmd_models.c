@@ -32,6 +32,8 @@ static void usage(FILE *out) {
           "  --limit N            at most N models (default: all)\n"
           "  --format FMT         table (default), csv or json\n"
           "  --describe           include each model's decoded parameters (coefficients)\n"
+          "  --errors             list the groups the latest published run could not\n"
+          "                       train (key, rows, reason, message) instead of models\n"
           "  --plugin PATH        load model families from a plugin library to decode\n"
           "                       their models (repeatable; docs/plugins.md)\n"
           "  -h, --help           show this help\n"
@@ -107,6 +109,53 @@ static void metrics_text(const char *json, int short_numbers, char *out, size_t 
     out[o++] = c == ':' ? '=' : c == ',' ? ' ' : c;
   }
   out[o] = '\0';
+}
+
+static int print_error_record(void *ud, const myr_error_record *e) {
+  out_state *st = ud;
+  if (st->format == FMT_JSON) {
+    printf("%s{", st->n ? ",\n " : "[");
+    for (size_t k = 0; k < e->n_keys; k++) {
+      json_str(e->key_names[k]);
+      putchar(':');
+      json_str(e->key_values[k]);
+      putchar(',');
+    }
+    printf("\"run_id\":%lld,\"n_rows\":%llu,\"reason\":", (long long)e->run_id,
+           (unsigned long long)e->n_rows);
+    json_str(e->reason);
+    printf(",\"message\":");
+    json_str(e->message);
+    putchar('}');
+  } else if (st->format == FMT_CSV) {
+    if (st->n == 0) {
+      for (size_t k = 0; k < e->n_keys; k++) {
+        csv_field(e->key_names[k]);
+        putchar(',');
+      }
+      printf("run_id,n_rows,reason,message\n");
+    }
+    for (size_t k = 0; k < e->n_keys; k++) {
+      csv_field(e->key_values[k]);
+      putchar(',');
+    }
+    printf("%lld,%llu,", (long long)e->run_id, (unsigned long long)e->n_rows);
+    csv_field(e->reason);
+    putchar(',');
+    csv_field(e->message);
+    putchar('\n');
+  } else {
+    if (st->n == 0) {
+      for (size_t k = 0; k < e->n_keys; k++)
+        printf("%-20s ", e->key_names[k]);
+      printf("%8s  %-14s %s\n", "rows", "reason", "message");
+    }
+    for (size_t k = 0; k < e->n_keys; k++)
+      printf("%-20s ", e->key_values[k]);
+    printf("%8llu  %-14s %s\n", (unsigned long long)e->n_rows, e->reason, e->message);
+  }
+  st->n++;
+  return ferror(stdout) ? MYR_EIO : 0;
 }
 
 static int print_record(void *ud, const myr_model_record *m) {
@@ -246,6 +295,7 @@ int myr_cmd_models(int argc, char **argv) {
       {"store", required_argument, 0, 'S'}, {"key", required_argument, 0, 'k'},
       {"worst", required_argument, 0, 'w'}, {"limit", required_argument, 0, 'n'},
       {"format", required_argument, 0, 'F'}, {"describe", no_argument, 0, 'D'},
+      {"errors", no_argument, 0, 'E'},
       {"plugin", required_argument, 0, 'P'},
       {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
   const char *store_path = NULL, *key_arg = NULL;
@@ -257,7 +307,7 @@ int myr_cmd_models(int argc, char **argv) {
   size_t n_filter = 0;
   myr_store *store = NULL;
   myr_registry *reg = NULL;
-  int rc = 2, ch;
+  int rc = 2, ch, errors = 0;
   unsigned long long v;
   optind = 1;
   while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -284,6 +334,7 @@ int myr_cmd_models(int argc, char **argv) {
       }
       break;
     case 'D': st.describe = 1; break;
+    case 'E': errors = 1; break;
     case 'P':
       if (!cli_load_plugin("models", &reg, optarg))
         goto done;
@@ -317,6 +368,24 @@ int myr_cmd_models(int argc, char **argv) {
   q.key_names = (const char *const *)names;
   q.key_values = (const char *const *)values;
   q.n_filter = n_filter;
+  if (errors) {
+    if (key_arg || q.worst_metric) {
+      fprintf(stderr, "myriad models: --errors cannot be combined with --key or --worst\n");
+      rc = 2;
+      goto done;
+    }
+    int erc = myr_store_errors(store, 0, q.limit, print_error_record, &st, &err);
+    if (st.format == FMT_JSON)
+      printf(st.n ? "]\n" : "[]\n");
+    if (erc != MYR_OK) {
+      fprintf(stderr, "myriad models: %s\n", err.message);
+      goto done;
+    }
+    if (st.format == FMT_TABLE)
+      printf("%zu failed groups in the latest run (%lld)\n", st.n, (long long)info.latest_run);
+    rc = 0;
+    goto done;
+  }
   st.detail = n_filter > 0 && n_filter == info.n_keys && st.format == FMT_TABLE;
   int qrc = myr_store_models(store, &q, print_record, &st, &err);
   if (st.format == FMT_JSON)
