@@ -93,10 +93,12 @@ typedef struct pslice {
   uint64_t *hash;    /* key hashes */
   size_t *key_off;   /* start of each row's key encoding in keys; rows + 1 entries */
   uint32_t *gid;     /* key table id per row with a usable key */
+  uint8_t *key_ok;   /* per row: its key cells can be printed */
   myr__buf keys;     /* key encodings, back to back */
-  double *x;         /* one row of features (max_p) */
-  double *pred;      /* one row of outputs (max_out) */
-  size_t x_cap, pred_cap;
+  double *x;         /* features, one row of max_p per slice row */
+  double *pred;      /* outputs, one row of max_out per slice row */
+  double *xt, *pt;   /* one run of rows repacked when a model has fewer columns */
+  size_t x_cap, pred_cap; /* rows x and pred hold */
   myr__buf out;       /* formatted output lines */
   char pred_msg[128]; /* why the slice's first failed predict call failed */
   uint64_t predicted;
@@ -457,26 +459,38 @@ static int slice_reserve(pslice *s, size_t rows) {
   uint32_t *g = myr__reallocarray(s->gid, rows, sizeof *g);
   if (g)
     s->gid = g;
-  if (!st || !bc || !h || !ko || !g)
+  uint8_t *ok = myr__realloc(s->key_ok, rows);
+  if (ok)
+    s->key_ok = ok;
+  if (!st || !bc || !h || !ko || !g || !ok)
     return 0;
   s->cap = rows;
   return 1;
 }
 
-static int slice_reserve_row(pslice *s, size_t p, size_t n_out) {
-  if (p > s->x_cap) {
-    double *x = myr__reallocarray(s->x, p, sizeof *x);
+#define RUN_MAX 256 /* rows of one key predicted in one call */
+
+static int slice_reserve_row(pslice *s, size_t rows, size_t p, size_t n_out) {
+  if (!p)
+    p = 1;
+  if (!n_out)
+    n_out = 1;
+  if (rows > s->x_cap) {
+    double *x = myr__reallocarray(s->x, rows * p, sizeof *x);
     if (!x)
       return 0;
     s->x = x;
-    s->x_cap = p;
-  }
-  if (n_out > s->pred_cap) {
-    double *o = myr__reallocarray(s->pred, n_out, sizeof *o);
+    double *o = myr__reallocarray(s->pred, rows * n_out, sizeof *o);
     if (!o)
       return 0;
     s->pred = o;
-    s->pred_cap = n_out;
+    s->x_cap = rows;
+  }
+  if (!s->xt) {
+    s->xt = myr__reallocarray(NULL, (size_t)RUN_MAX * p, sizeof *s->xt);
+    s->pt = myr__reallocarray(NULL, (size_t)RUN_MAX * n_out, sizeof *s->pt);
+    if (!s->xt || !s->pt)
+      return 0;
   }
   return 1;
 }
@@ -489,6 +503,9 @@ static void slice_free(pslice *s) {
   myr__free(s->gid);
   myr__free(s->x);
   myr__free(s->pred);
+  myr__free(s->xt);
+  myr__free(s->pt);
+  myr__free(s->key_ok);
   myr__buf_free(&s->keys);
   myr__buf_free(&s->out);
 }
@@ -695,26 +712,42 @@ static int parse_features(const myr__batch *b, size_t i, const prun *r, double *
   return 0;
 }
 
-/* Predict one row with key k into s->pred; 0 or MYR_MISS_MODEL_ERROR + 1, with the
-   reason in s->pred_msg for the slice's first model error. */
-static int predict_row(const pkey *k, size_t p, pslice *s) {
+/* Predict rows [j0, j1) of the slice, all of key k and all with parsed features, in
+   one call (a forest predicts several rows per pass over each tree). Rows whose output
+   is not finite, or all of them when the call fails, become model_error. */
+static void predict_run(const pctx *c, const pkey *k, pslice *s, size_t j0, size_t j1) {
+  const size_t p = c->runs[k->run].p, mp = c->max_p ? c->max_p : 1;
+  const size_t n_out = k->n_out, mo = c->max_out ? c->max_out : 1, n = j1 - j0;
+  const double *x = s->x + j0 * mp;
+  if (p != mp) { /* repack rows to this model's width */
+    for (size_t r = 0; r < n; r++)
+      memcpy(s->xt + r * p, s->x + (j0 + r) * mp, p * sizeof *s->xt);
+    x = s->xt;
+  }
+  double *out = n_out == mo ? s->pred + j0 * mo : s->pt;
   myr_error e;
   e.code = MYR_OK;
   e.message[0] = '\0';
-  if (k->family->predict(k->model, s->x, 1, p, s->pred, &e) != MYR_OK) {
-    if (!s->missed[MYR_MISS_MODEL_ERROR])
+  if (k->family->predict(k->model, x, n, p, out, &e) != MYR_OK) {
+    if (!s->pred_msg[0])
       snprintf(s->pred_msg, sizeof s->pred_msg, "predict failed: %s",
                e.message[0] ? e.message : myr_status_name(e.code));
-    return MYR_MISS_MODEL_ERROR + 1;
+    for (size_t j = j0; j < j1; j++)
+      s->status[j] = MYR_MISS_MODEL_ERROR + 1;
+    return;
   }
-  for (size_t o = 0; o < k->n_out; o++)
-    if (!isfinite(s->pred[o])) {
-      if (!s->missed[MYR_MISS_MODEL_ERROR])
-        snprintf(s->pred_msg, sizeof s->pred_msg,
-                 "the model predicted a non-finite value");
-      return MYR_MISS_MODEL_ERROR + 1;
-    }
-  return 0;
+  if (out == s->pt)
+    for (size_t r = 0; r < n; r++)
+      memcpy(s->pred + (j0 + r) * mo, s->pt + r * n_out, n_out * sizeof *s->pt);
+  for (size_t j = j0; j < j1; j++)
+    for (size_t o = 0; o < n_out; o++)
+      if (!isfinite(s->pred[j * mo + o])) {
+        if (!s->pred_msg[0])
+          snprintf(s->pred_msg, sizeof s->pred_msg,
+                   "the model predicted a non-finite value");
+        s->status[j] = MYR_MISS_MODEL_ERROR + 1;
+        break;
+      }
 }
 
 static void put_prediction(const pkey *k, const double *pred, int probs, myr__buf *out) {
@@ -746,38 +779,60 @@ static void put_prediction(const pkey *k, const double *pred, int probs, myr__bu
 
 static void score_slice(const pctx *c, const myr__batch *b, pslice *s) {
   const int probs = c->sum->has_probabilities;
+  const size_t mp = c->max_p ? c->max_p : 1, mo = c->max_out ? c->max_out : 1;
+  const size_t n = s->hi - s->lo;
   myr__buf *out = &s->out;
   myr__buf_reset(out);
   s->predicted = 0;
+  s->pred_msg[0] = '\0';
   for (int r = 0; r < MYR_MISS__COUNT; r++) {
     s->missed[r] = 0;
     s->first_row[r] = 0;
   }
-  if (!slice_reserve_row(s, c->max_p, c->max_out)) {
+  if (!slice_reserve_row(s, n, mp, mo)) {
     s->rc = MYR_ENOMEM;
     return;
   }
-  for (size_t i = s->lo; i < s->hi; i++) {
-    size_t j = i - s->lo;
+  /* 1. Each row's model and features. key_ok[j] remembers whether the key cells may be
+        printed, since status[j] is about to become the row's miss reason. */
+  uint8_t *key_ok = s->key_ok;
+  for (size_t j = 0; j < n; j++) {
+    size_t i = s->lo + j;
+    int st = s->status[j];
+    key_ok[j] = st == 0; /* its key cells are valid UTF-8 */
+    if (!key_ok[j])
+      continue;
+    const pkey *k = &c->models[s->gid[j]];
+    if (k->state == KEY_NO_MODEL)
+      st = MYR_MISS_NO_MODEL + 1;
+    else if (k->state != KEY_OK)
+      st = MYR_MISS_MODEL_ERROR + 1;
+    else
+      st = parse_features(b, i, &c->runs[k->run], s->x + j * mp, &s->bad_col[j]);
+    s->status[j] = (uint8_t)st;
+  }
+  /* 2. Consecutive rows of one key are predicted together. */
+  for (size_t j = 0; j < n;) {
+    if (s->status[j]) {
+      j++;
+      continue;
+    }
+    size_t j1 = j + 1;
+    while (j1 < n && j1 - j < RUN_MAX && !s->status[j1] && s->gid[j1] == s->gid[j])
+      j1++;
+    predict_run(c, &c->models[s->gid[j]], s, j, j1);
+    j = j1;
+  }
+  /* 3. Output lines in input order. */
+  for (size_t j = 0; j < n; j++) {
+    size_t i = s->lo + j;
     uint64_t row = b->first_row + i + 1;
     int st = s->status[j];
-    const int key_ok = st == 0; /* its key cells are valid UTF-8 */
-    const pkey *k = NULL;
-    if (key_ok) {
-      k = &c->models[s->gid[j]];
-      if (k->state == KEY_NO_MODEL)
-        st = MYR_MISS_NO_MODEL + 1;
-      else if (k->state != KEY_OK)
-        st = MYR_MISS_MODEL_ERROR + 1;
-      else if ((st = parse_features(b, i, &c->runs[k->run], s->x, &s->bad_col[j])) == 0)
-        st = predict_row(k, c->runs[k->run].p, s);
-      s->status[j] = (uint8_t)st;
-    }
-    put_keys(c, b, i, key_ok, out);
+    put_keys(c, b, i, key_ok[j], out);
     put_u64(out, row);
     if (!st) {
       myr__buf_append(out, ",", 1);
-      put_prediction(k, s->pred, probs, out);
+      put_prediction(&c->models[s->gid[j]], s->pred + j * mo, probs, out);
       s->predicted++;
       continue;
     }
