@@ -30,7 +30,36 @@ static void crc_init(void) {
   __atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* SSE4.2 has a CRC32C instruction: 8 bytes per step, several times the table speed on
+   the large blobs of forests. Chosen at run time, so the build needs no -msse4.2. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc,
+                                                            const unsigned char *p,
+                                                            size_t len) {
+  uint64_t c = ~crc;
+  while (len >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    c = __builtin_ia32_crc32di(c, w);
+    p += 8;
+    len -= 8;
+  }
+  uint32_t c32 = (uint32_t)c;
+  while (len--)
+    c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return ~c32;
+}
+#endif
+
 uint32_t myr_crc32c(uint32_t crc, const void *data, size_t len) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("sse4.2"))
+    return crc32c_hw(crc, data, len);
+#endif
+  return myr__crc32c_portable(crc, data, len);
+}
+
+uint32_t myr__crc32c_portable(uint32_t crc, const void *data, size_t len) {
   if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
     crc_init(); /* idempotent: racing threads compute identical tables */
   const unsigned char *p = data;

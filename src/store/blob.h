@@ -6,6 +6,10 @@
 #include "core/arena.h"
 #include "myriad/blob.h"
 
+/* The table-driven CRC32C, used where the CPU has no CRC32C instruction (and by the
+   tests, to check that both give the same answer). */
+uint32_t myr__crc32c_portable(uint32_t crc, const void *data, size_t len);
+
 /* Encode model as a v1 blob in a new block (free with myr__free). */
 int myr__blob_encode(const myr_model_family *f, const void *model, size_t n_features,
                      uint64_t schema_hash, unsigned char **blob_out, size_t *len_out,

@@ -42,6 +42,14 @@ static void test_crc32c_known_answer(void **state) {
   assert_int_equal(myr_crc32c(0, z, 32), 0x8A9136AAu);
   /* incremental equals one shot */
   assert_int_equal(myr_crc32c(myr_crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+  /* the instruction path (where the CPU has one) and the table path agree */
+  assert_int_equal(myr__crc32c_portable(0, "123456789", 9), 0xE3069283u);
+  unsigned char buf[1031];
+  for (size_t i = 0; i < sizeof buf; i++)
+    buf[i] = (unsigned char)(i * 131 + 7);
+  for (size_t n = 0; n <= sizeof buf; n += 37)
+    assert_int_equal(myr_crc32c(5, buf + 3, n - (n ? 3 : 0)),
+                     myr__crc32c_portable(5, buf + 3, n - (n ? 3 : 0)));
 }
 
 static void test_round_trip(void **state) {
