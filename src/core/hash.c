@@ -42,19 +42,6 @@ void myr__rng_seed(myr__rng *r, uint64_t seed) {
   }
 }
 
-uint64_t myr__rng_next(myr__rng *r) {
-  uint64_t *s = r->s;
-  uint64_t result = rotl(s[1] * 5, 7) * 9;
-  uint64_t t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = rotl(s[3], 45);
-  return result;
-}
-
 uint64_t myr__rng_below(myr__rng *r, uint64_t n) {
   /* Rejection sampling over the largest multiple of n. */
   uint64_t limit = UINT64_MAX - UINT64_MAX % n;

@@ -344,27 +344,12 @@ typedef struct rng32 {
   int have;      /* bits holds an unused half */
 } rng32;
 
-/* xoshiro256**, the same function as myr__rng_next (core/hash.c), inlined here because a
-   tree makes hundreds of draws. */
-static inline uint64_t xoshiro_next(myr__rng *g) {
-  uint64_t *s = g->s;
-  uint64_t result = ((s[1] * 5) << 7 | (s[1] * 5) >> 57) * 9;
-  uint64_t t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = s[3] << 45 | s[3] >> 19;
-  return result;
-}
-
 static inline uint32_t next32(rng32 *r) {
   if (r->have) {
     r->have = 0;
     return (uint32_t)r->bits;
   }
-  r->bits = xoshiro_next(&r->rng);
+  r->bits = myr__rng_next(&r->rng);
   r->have = 1;
   return (uint32_t)(r->bits >> 32);
 }
