@@ -13,12 +13,14 @@ runs. Both sides use one thread by default. See bench/README.md.
 Usage: MYR_CLI=build/release/myriad .venv/bin/python bench/linear_vs_sklearn.py [options]
 """
 import os
+import sys
+from pathlib import Path
 
-# scikit-learn's reference runs on one core, as one Spark task does: pin every BLAS /
-# OpenMP pool to one thread before numpy is imported.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-             "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
-    os.environ[_var] = "1"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import pyhelpers  # noqa: E402
+
+# scikit-learn's reference runs on one core, as one Spark task does.
+pyhelpers.pin_one_thread()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -26,18 +28,13 @@ import resource  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import sklearn  # noqa: E402
 from sklearn.linear_model import Ridge  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import pyhelpers  # noqa: E402
 
 KEYS = ["app", "api"]
 TOLERANCE = 1e-6

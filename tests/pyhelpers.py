@@ -15,6 +15,17 @@ import struct
 import subprocess
 from pathlib import Path
 
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def pin_one_thread() -> None:
+    """Pin every BLAS / OpenMP pool to one thread, as one Spark task runs scikit-learn.
+    Call before numpy is imported: the pools read these variables when they load."""
+    for var in BLAS_THREAD_VARS:
+        os.environ[var] = "1"
+
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLI = REPO / "build" / "release" / "myriad"
 
