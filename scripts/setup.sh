@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake pkg-config libsqlite3-dev sqlite3 libcmocka-dev libjansson-dev
+              liblz4-dev libzstd-dev
               python3 python3-venv python3-dev clang cppcheck)
 
 missing=()
