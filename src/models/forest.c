@@ -1407,64 +1407,12 @@ static size_t get_varint(const unsigned char *p, size_t avail, uint32_t *out) {
 
 #define CORRUPT(...) myr_error_set(err, MYR_ECORRUPT, "forest payload: " __VA_ARGS__)
 
-/* Pass 1 over one tree at pos: validate every node; count nodes and leaves. */
-static int check_tree(const unsigned char *b, size_t len, size_t *pos, size_t fb,
-                      size_t vb, uint32_t task, uint32_t k, size_t n_features,
-                      uint32_t *n_nodes_out, myr_error *err) {
-  size_t at = *pos;
-  if (len - at < 4)
-    return CORRUPT("truncated at a tree header (offset %zu)", at);
-  uint32_t nn = get32(b + at);
-  at += 4;
-  size_t min_node = fb + (task == TASK_REG ? (vb < 4 ? vb : 4) : (k < 4 ? k : 4));
-  if (nn == 0 || nn % 2 == 0 || nn > (len - at) / min_node)
-    return CORRUPT("tree of %u nodes does not fit %zu remaining bytes", nn, len - at);
-  uint64_t open = 1; /* subtrees still to read */
-  for (uint32_t i = 0; i < nn; i++) {
-    if (open == 0)
-      return CORRUPT("tree ends after %u of its %u nodes", i, nn);
-    open--;
-    if (len - at < fb)
-      return CORRUPT("truncated node");
-    uint32_t code = 0;
-    for (size_t j = 0; j < fb; j++)
-      code |= (uint32_t)b[at + j] << (8 * j);
-    at += fb;
-    if (code) {
-      if (code > n_features)
-        return CORRUPT("split on feature %u of %zu", code - 1, n_features);
-      if (len - at < 4 || !isfinite(get_f32(b + at)))
-        return CORRUPT("bad or truncated threshold at offset %zu", at);
-      at += 4;
-      open += 2;
-    } else if (task == TASK_REG) {
-      if (len - at < vb)
-        return CORRUPT("truncated leaf value");
-      double v = vb == 4 ? (double)get_f32(b + at) : get_f64(b + at);
-      if (!isfinite(v))
-        return CORRUPT("non-finite leaf value at offset %zu", at);
-      at += vb;
-    } else {
-      uint64_t total = 0;
-      for (uint32_t c = 0; c < k; c++) {
-        uint32_t v;
-        size_t used = get_varint(b + at, len - at, &v);
-        if (!used)
-          return CORRUPT("bad class count at offset %zu", at);
-        at += used;
-        total += v;
-      }
-      if (total == 0)
-        return CORRUPT("leaf with no weight at offset %zu", at);
-    }
-  }
-  if (open != 0)
-    return CORRUPT("tree of %u nodes is incomplete", nn);
-  *pos = at;
-  *n_nodes_out = nn;
-  return MYR_OK;
-}
-
+/*
+ * One pass: every node is validated as it is filled in. The arrays are sized from the
+ * smallest encoded node, so the payload's length bounds them before anything is read;
+ * a node read past its tree's structure (a leaf with no open subtree left), a tree that
+ * ends with subtrees open, or any trailing byte is an error.
+ */
 static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n_features,
                   const myr_scratch *s, void **model_out, myr_error *err) {
   *model_out = NULL;
@@ -1493,24 +1441,12 @@ static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n
     if (!isfinite(v) || (c > 0 && !(v > get_f64(b + 12 + 8 * (size_t)(c - 1)))))
       return CORRUPT("class values must be finite and ascending");
   }
-  /* Pass 1: validate and count. */
-  size_t first_tree = pos;
-  uint64_t total_nodes = 0;
-  uint32_t max_nodes = 0;
-  for (uint32_t t = 0; t < n_trees; t++) {
-    uint32_t nn = 0;
-    MYR_RETURN_NOT_OK(check_tree(b, len, &pos, fb, vb, task, k, n_features, &nn, err));
-    total_nodes += nn;
-    if (nn > max_nodes)
-      max_nodes = nn;
-  }
-  if (pos != len)
-    return CORRUPT("%zu trailing bytes", len - pos);
-  uint64_t total_leaves = (total_nodes + n_trees) / 2; /* each tree: (nodes + 1) / 2 */
-  if (total_nodes >= UINT32_MAX)
-    return CORRUPT("too many nodes");
-
-  /* Pass 2: fill the model (every read below was bounds-checked by pass 1). */
+  /* A split takes fb + 4 bytes, a leaf at least fb + vb (regression) or fb + k (one
+     byte per class count): no more nodes than that fit. */
+  const size_t min_node = fb + (task == TASK_REG ? (vb < 4 ? vb : 4) : (k < 4 ? k : 4));
+  const size_t max_nodes = (len - pos) / min_node;
+  if (max_nodes < n_trees)
+    return CORRUPT("%u trees do not fit %zu bytes", n_trees, len);
   const size_t n_out = task == TASK_CLF ? k : 1;
   forest_model *m;
   double *classes = NULL;
@@ -1518,11 +1454,12 @@ static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n
   if (!NEW(m, 1))
     return myr_error_set(err, MYR_ENOMEM, "out of memory decoding a forest");
   memset(m, 0, sizeof *m);
-  if (!NEW(m->tree_node, (size_t)n_trees + 1) || !NEW(m->tree_depth, n_trees) ||
-      !NEW(m->nodes, total_nodes) || !NEW(m->leaf_of, total_nodes) ||
-      !NEW(m->values, total_leaves * n_out) || !NEW(stack, max_nodes) ||
+  if (max_nodes > SIZE_MAX / 8 / (n_out + k) ||
+      !NEW(m->tree_node, (size_t)n_trees + 1) || !NEW(m->tree_depth, n_trees) ||
+      !NEW(m->nodes, max_nodes) || !NEW(m->leaf_of, max_nodes) ||
+      !NEW(m->values, max_nodes * n_out) || !NEW(stack, max_nodes) ||
       !NEW(sdepth, max_nodes) ||
-      (k && (!NEW(classes, k) || !NEW(m->counts, total_leaves * k))))
+      (k && (!NEW(classes, k) || !NEW(m->counts, max_nodes * k))))
     return myr_error_set(err, MYR_ENOMEM, "out of memory decoding a forest");
   m->task = task;
   m->n_features = (uint32_t)n_features;
@@ -1534,11 +1471,14 @@ static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n
   for (uint32_t c = 0; c < k; c++)
     classes[c] = get_f64(b + 12 + 8 * (size_t)c);
   m->classes = classes;
-  pos = first_tree;
   uint32_t node = 0, leaf = 0;
   for (uint32_t t = 0; t < n_trees; t++) {
+    if (len - pos < 4)
+      return CORRUPT("truncated at a tree header (offset %zu)", pos);
     uint32_t nn = get32(b + pos);
     pos += 4;
+    if (nn == 0 || nn % 2 == 0 || nn > (len - pos) / min_node || nn > max_nodes - node)
+      return CORRUPT("tree of %u nodes does not fit %zu remaining bytes", nn, len - pos);
     m->tree_node[t] = node;
     fnode *nodes = m->nodes + node;
     uint32_t sp = 0, depth = 0, depth_max = 0;
@@ -1548,8 +1488,8 @@ static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n
         if (prev_internal) {
           depth++; /* left child of i - 1 */
         } else {
-          if (sp == 0) /* cannot happen after pass 1 */
-            return CORRUPT("malformed tree");
+          if (sp == 0)
+            return CORRUPT("tree ends after %u of its %u nodes", i, nn);
           sp--;
           nodes[stack[sp]].next = i;
           depth = sdepth[sp] + 1;
@@ -1557,14 +1497,21 @@ static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n
       }
       if (depth > depth_max)
         depth_max = depth;
-      uint32_t code = 0;
-      for (size_t j = 0; j < fb; j++)
+      if (len - pos < fb)
+        return CORRUPT("truncated node");
+      uint32_t code = b[pos];
+      for (size_t j = 1; j < fb; j++)
         code |= (uint32_t)b[pos + j] << (8 * j);
       pos += fb;
       fnode *nd = &nodes[i];
       if (code) {
+        if (code > n_features)
+          return CORRUPT("split on feature %u of %zu", code - 1, n_features);
+        float thr;
+        if (len - pos < 4 || !isfinite(thr = get_f32(b + pos)))
+          return CORRUPT("bad or truncated threshold at offset %zu", pos);
         nd->feature = code - 1;
-        nd->thr = get_f32(b + pos);
+        nd->thr = thr;
         nd->next = 0;
         m->leaf_of[node + i] = NOT_LEAF;
         pos += 4;
@@ -1579,25 +1526,37 @@ static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n
       nd->next = i;
       m->leaf_of[node + i] = leaf;
       if (task == TASK_REG) {
-        m->values[leaf] = vb == 4 ? (double)get_f32(b + pos) : get_f64(b + pos);
+        if (len - pos < vb)
+          return CORRUPT("truncated leaf value");
+        double v = vb == 4 ? (double)get_f32(b + pos) : get_f64(b + pos);
+        if (!isfinite(v))
+          return CORRUPT("non-finite leaf value at offset %zu", pos);
+        m->values[leaf] = v;
         pos += vb;
       } else {
         uint32_t *cnt = m->counts + (size_t)leaf * k;
-        double total = 0;
+        uint64_t total = 0;
         for (uint32_t c = 0; c < k; c++) {
-          pos += get_varint(b + pos, len - pos, &cnt[c]);
+          size_t used = get_varint(b + pos, len - pos, &cnt[c]);
+          if (!used)
+            return CORRUPT("bad class count at offset %zu", pos);
+          pos += used;
           total += cnt[c];
         }
+        if (total == 0)
+          return CORRUPT("leaf with no weight at offset %zu", pos);
         for (uint32_t c = 0; c < k; c++)
-          m->values[(size_t)leaf * k + c] = (double)cnt[c] / total;
+          m->values[(size_t)leaf * k + c] = (double)cnt[c] / (double)total;
       }
       leaf++;
     }
-    if (sp != 0) /* cannot happen after pass 1 */
-      return CORRUPT("malformed tree");
+    if (sp != 0 || prev_internal)
+      return CORRUPT("tree of %u nodes is incomplete", nn);
     node += nn;
     m->tree_depth[t] = depth_max;
   }
+  if (pos != len)
+    return CORRUPT("%zu trailing bytes", len - pos);
   m->tree_node[n_trees] = node;
   m->n_nodes = node;
   m->n_leaves = leaf;
