@@ -10,6 +10,11 @@
  *   once; a tree filters those orders to its in-bag rows and keeps, per feature, a node's
  *   rows sorted in one contiguous range, stably partitioned at each split: no sorting
  *   per node, and no partitioning of features known constant or for leaf children;
+ * - regression children get their statistics (and leaf status) from the pass over the
+ *   parent's split feature order, summed in the order a pass at the child would use, so
+ *   leaves cost no pass and no trip through the stack;
+ * - a feature whose values are all more than the tolerance apart (usual for continuous
+ *   data) skips the per-row "is this a boundary" test;
  * - the split search is scikit-learn's node_split_best (same feature sampling, same
  *   tolerances, same midpoint thresholds) with the squared-error proxy compared without
  *   divisions; trees grow depth first from an explicit stack, in preorder, so a left
@@ -337,21 +342,28 @@ static size_t compute_payload_bytes(const forest_model *m) {
 /* ------------------------------------------------------------------ fitting */
 
 /* A tree's random stream: xoshiro (core/hash.h) output used 32 bits at a time, high
-   half first. */
+   half first. Outputs are made RNG_BATCH at a time, so a draw is a load and an index
+   bump instead of a branch on which half is next (it alternated unpredictably). */
+#define RNG_BATCH 16
 typedef struct rng32 {
-  myr__rng rng;  /* the generator */
-  uint64_t bits; /* the low half of the last output, while have is set */
-  int have;      /* bits holds an unused half */
+  myr__rng rng;                /* the generator */
+  uint32_t buf[2 * RNG_BATCH]; /* the next 32-bit draws, in stream order */
+  uint32_t at;                 /* next unused entry of buf; 2 * RNG_BATCH: none left */
 } rng32;
 
-static inline uint32_t next32(rng32 *r) {
-  if (r->have) {
-    r->have = 0;
-    return (uint32_t)r->bits;
+static void rng32_refill(rng32 *r) {
+  for (uint32_t i = 0; i < RNG_BATCH; i++) {
+    uint64_t v = myr__rng_next(&r->rng);
+    r->buf[2 * i] = (uint32_t)(v >> 32);
+    r->buf[2 * i + 1] = (uint32_t)v;
   }
-  r->bits = myr__rng_next(&r->rng);
-  r->have = 1;
-  return (uint32_t)(r->bits >> 32);
+  r->at = 0;
+}
+
+static inline uint32_t next32(rng32 *r) {
+  if (r->at == 2 * RNG_BATCH)
+    rng32_refill(r);
+  return r->buf[r->at++];
 }
 
 /* Unbiased integer in [0, n), 0 < n < 2^32, by Lemire's multiply-shift: no division on
@@ -460,15 +472,6 @@ static void sort_f64(double *v, double *tmp, size_t n) {
     memcpy(v, src, n * sizeof *v);
 }
 
-/* A node waiting on the stack. */
-typedef struct pending {
-  uint32_t start, end; /* its rows: ord[f][start..end) for every still-valid f */
-  uint32_t depth;      /* root: 0 */
-  uint32_t parent;     /* node whose right child this is, or NO_PARENT (a left child) */
-  uint32_t n_const;    /* features known constant here: slot[depth][0..n_const) */
-  uint32_t valid_f;    /* a feature whose order is partitioned down to this node */
-} pending;
-
 /* Statistics of one node's rows. */
 typedef struct nstat {
   double w;        /* weighted rows */
@@ -477,6 +480,18 @@ typedef struct nstat {
   double impurity; /* squared error or gini, as scikit-learn computes them */
   int pure;        /* all labels equal */
 } nstat;
+
+/* A node waiting on the stack. */
+typedef struct pending {
+  uint32_t start, end; /* its rows: ord[f][start..end) for every still-valid f */
+  uint32_t depth;      /* root: 0 */
+  uint32_t parent;     /* node whose right child this is, or NO_PARENT (a left child) */
+  uint32_t n_const;    /* features known constant here: slot[depth][0..n_const) */
+  uint32_t valid_f;    /* a feature whose order is partitioned down to this node */
+  int has_stats;       /* st is filled in (regression: by the parent's split) */
+  int leaf;            /* with has_stats: the node is a leaf */
+  nstat st;            /* with has_stats: the node's statistics */
+} pending;
 
 /* The best split seen so far at a node. */
 typedef struct split {
@@ -492,6 +507,8 @@ typedef struct grower {
   size_t n, p;           /* rows, features */
   const float *xc;       /* p columns of n float32 values */
   const float *xft;      /* the same plus FEATURE_THRESHOLD, in float32 */
+  const uint8_t *spread; /* p: 1 when a feature's values are pairwise farther apart
+                            than FEATURE_THRESHOLD (every boundary is a candidate) */
   const uint32_t *gord;  /* max(p, 1) presorted orders of all rows */
   const double *y;       /* regression labels */
   const uint32_t *cls;   /* classification: class index of each row */
@@ -530,6 +547,12 @@ static void *grow(const myr_scratch *s, void *old, size_t used, size_t bytes,
   return p;
 }
 
+/* Entries of a slot: p rounded up to whole SLOT_CHUNKs, copied in fixed-size chunks. */
+#define SLOT_CHUNK 8
+static size_t slot_len(size_t p) {
+  return p ? (p + SLOT_CHUNK - 1) / SLOT_CHUNK * SLOT_CHUNK : SLOT_CHUNK;
+}
+
 static uint32_t *get_slot_slow(grower *g, size_t depth) {
   if (depth >= g->n_slot) {
     size_t n = g->n_slot * 2 > depth + 1 ? g->n_slot * 2 : depth + 8;
@@ -543,7 +566,7 @@ static uint32_t *get_slot_slow(grower *g, size_t depth) {
     g->n_slot = n;
   }
   if (!g->slot[depth]) {
-    size_t bytes = (g->p ? g->p : 1) * sizeof(uint32_t);
+    size_t bytes = slot_len(g->p) * sizeof(uint32_t);
     g->slot[depth] = g->s->alloc(g->s->ud, bytes, sizeof(uint32_t));
   }
   return g->slot[depth];
@@ -556,21 +579,33 @@ static inline uint32_t *get_slot(grower *g, size_t depth) {
   return get_slot_slow(g, depth);
 }
 
+/* Regression statistics of rows o[0..nn), nn >= 1, summed in that order. A split's
+   children get theirs from the split feature's order, which is then theirs too: the sums
+   are bit for bit what a pass at the child would give. */
+static void reg_stats(const grower *g, const uint32_t *o, uint32_t nn, nstat *st) {
+  double w = 0, sum = 0, sq = 0;
+  double lo = g->y[o[0]], hi = lo;
+  for (uint32_t i = 0; i < nn; i++) {
+    uint32_t r = o[i];
+    double yv = g->y[r];
+    w += g->w[r];
+    sum += g->wy[r];
+    sq += g->wy[r] * yv;
+    lo = yv < lo ? yv : lo;
+    hi = yv > hi ? yv : hi;
+  }
+  st->impurity = sq / w - (sum / w) * (sum / w);
+  st->pure = lo == hi;
+  st->w = w;
+  st->sum = sum;
+  st->sq = sq;
+}
+
 static void node_stats(grower *g, const uint32_t *o, uint32_t nn, nstat *st) {
   double w = 0, sum = 0, sq = 0;
   if (!g->k) {
-    double lo = g->y[o[0]], hi = lo;
-    for (uint32_t i = 0; i < nn; i++) {
-      uint32_t r = o[i];
-      double yv = g->y[r];
-      w += g->w[r];
-      sum += g->wy[r];
-      sq += g->wy[r] * yv;
-      lo = yv < lo ? yv : lo;
-      hi = yv > hi ? yv : hi;
-    }
-    st->impurity = sq / w - (sum / w) * (sum / w);
-    st->pure = lo == hi;
+    reg_stats(g, o, nn, st);
+    return;
   } else {
     double *nc = g->nc;
     for (uint32_t i = 0; i < nn; i++)
@@ -620,6 +655,27 @@ static void eval_reg(const grower *g, const uint32_t *o, uint32_t nn, const floa
       }                                                                                  \
     }                                                                                    \
   } while (0)
+  if (g->spread[f]) { /* every boundary is a candidate: no test of the values */
+#define EVAL_ANY(r, at)                                                                  \
+  do {                                                                                   \
+    wl += w[r];                                                                          \
+    d += e[r];                                                                           \
+    double den = wl * (W - wl);                                                          \
+    if (d * d > best * den) {                                                            \
+      best = d * d / den;                                                                \
+      pos = (at);                                                                        \
+    }                                                                                    \
+  } while (0)
+    for (; i + 1 < last; i += 2) {
+      uint32_t r1 = o[i], r2 = o[i + 1];
+      EVAL_ANY(r1, i + 1);
+      EVAL_ANY(r2, i + 2);
+    }
+    if (i < last)
+      EVAL_ANY(o[i], i + 1);
+#undef EVAL_ANY
+    goto done;
+  }
   uint32_t r = o[i];
   for (; i + 1 < last; i += 2) { /* two rows per trip: less loop overhead */
     uint32_t r1 = o[i + 1], r2 = o[i + 2];
@@ -630,6 +686,7 @@ static void eval_reg(const grower *g, const uint32_t *o, uint32_t nn, const floa
   if (i < last)
     EVAL_ROW(r, o[i + 1], i + 1);
 #undef EVAL_ROW
+done:
   if (pos) {
     b->proxy = best;
     b->feature = f;
@@ -685,18 +742,15 @@ static void eval_clf(const grower *g, const uint32_t *o, uint32_t nn, const floa
   }
 }
 
-/* scikit-learn's impurity_improvement of the split b (rows sorted by b->feature in o). */
-static double improvement(grower *g, const uint32_t *o, const nstat *st, const split *b) {
+/* scikit-learn's impurity_improvement of the split b (rows sorted by b->feature in o);
+   regression takes the left child's statistics in sl (their sums over o[0..b->pos)). */
+static double improvement(grower *g, const uint32_t *o, const nstat *st, const split *b,
+                          const nstat *sl_st) {
   double wl = 0, il, ir;
   const double W = st->w;
   if (!g->k) {
-    double sl = 0, ql = 0;
-    for (uint32_t i = 0; i < b->pos; i++) {
-      uint32_t r = o[i];
-      wl += g->w[r];
-      sl += g->wy[r];
-      ql += g->wy[r] * g->y[r];
-    }
+    double sl = sl_st->sum, ql = sl_st->sq;
+    wl = sl_st->w;
     double wr = W - wl, sr = st->sum - sl, qr = st->sq - ql;
     il = ql / wl - (sl / wl) * (sl / wl);
     ir = qr / wr - (sr / wr) * (sr / wr);
@@ -725,8 +779,8 @@ static double improvement(grower *g, const uint32_t *o, const nstat *st, const s
  * were visited (known constants count, but at least one must be non-constant), skip the
  * constant ones (remembered for the subtree), evaluate every boundary of the others.
  * Works on slot[depth + 1], which becomes the children's feature permutation.
- * Returns 1 with *b filled when a split passes min_impurity_decrease, 0 for a leaf,
- * MYR_ENOMEM (negative) when out of memory.
+ * Returns 1 with *b filled when there is a split (the caller checks
+ * min_impurity_decrease), 0 for a leaf, MYR_ENOMEM (negative) when out of memory.
  */
 static int find_split(grower *g, const pending *e, const nstat *st, split *b,
                       uint32_t *n_const_out) {
@@ -735,7 +789,8 @@ static int find_split(grower *g, const pending *e, const nstat *st, split *b,
   uint32_t *F = get_slot(g, (size_t)e->depth + 1);
   if (!parent || !F)
     return MYR_ENOMEM;
-  memcpy(F, parent, g->p * sizeof *F);
+  for (size_t j = 0; j < g->p; j += SLOT_CHUNK) /* fixed size: inlined, no call */
+    memcpy(F + j, parent + j, SLOT_CHUNK * sizeof *F);
   const uint32_t nn = e->end - e->start;
   uint32_t f_i = (uint32_t)g->p, visited = 0, found_c = 0, drawn_c = 0;
   const uint32_t known = e->n_const;
@@ -794,32 +849,31 @@ static int find_split(grower *g, const pending *e, const nstat *st, split *b,
     eval_reg(g, o, nn, col, g->xft + (size_t)f * n, f, b);
   }
   *n_const_out = total_c;
-  if (b->pos == 0)
-    return 0;
-  const uint32_t *ob = g->ord + (size_t)b->feature * n + e->start;
-  if (improvement(g, ob, st, b) + DBL_EPSILON < g->mid)
-    return 0;
-  return 1;
+  return b->pos != 0;
 }
 
 /* Whether a node of nn rows at depth is a leaf whatever its rows. */
 static inline int leaf_by_size(const grower *g, uint32_t nn, uint32_t depth) {
-  return depth >= g->max_depth || nn < g->mss || nn < 2 * g->msl;
+  return (depth >= g->max_depth) | (nn < g->mss) | (nn < 2 * g->msl); /* no branches */
+}
+
+/* Whether a node with statistics st is a leaf. */
+static inline int is_leaf(const grower *g, uint32_t nn, uint32_t depth, const nstat *st) {
+  return leaf_by_size(g, nn, depth) | (st->impurity <= DBL_EPSILON) | st->pure;
 }
 
 /*
  * Hand node e's rows to its children: every feature order still useful below (not known
- * constant) is stably partitioned in place; the split feature's order already is. When
- * both children are leaves by size, nothing below reads the other orders.
+ * constant) is stably partitioned in place; the split feature's order already is. A
+ * child that is a leaf reads nothing (regression) or only the split feature's order
+ * (classification), so nothing is moved when both are.
  */
 static void partition(grower *g, const pending *e, const split *b, const uint32_t *F,
-                      uint32_t n_const) {
+                      uint32_t n_const, int need_l, int need_r) {
   const size_t n = g->n;
   const uint32_t nn = e->end - e->start, mid = b->pos;
   uint32_t *base = g->ord + e->start;
   const uint32_t *ob = base + (size_t)b->feature * n;
-  const int need_l = !leaf_by_size(g, mid, e->depth + 1);
-  const int need_r = !leaf_by_size(g, nn - mid, e->depth + 1);
   if (!need_l && !need_r)
     return;
   unsigned char *side = g->side;
@@ -828,8 +882,8 @@ static void partition(grower *g, const pending *e, const split *b, const uint32_
     side[ob[i]] = 1;
   for (uint32_t i = mid; i < nn; i++)
     side[ob[i]] = 0;
-  /* No branches on side[]: sides alternate at random. A leaf child only reads the split
-     feature's order, so when one side is a leaf the other is compacted in place. */
+  /* No branches on side[]: sides alternate at random. A leaf child reads no other
+     order, so when one side is a leaf the other is compacted in place. */
   for (size_t j = n_const; j < g->p; j++) {
     uint32_t f = F[j];
     if (f == b->feature)
@@ -946,7 +1000,7 @@ static int build_tree(grower *g, uint32_t t, uint64_t seed) {
   const size_t n = g->n, p = g->p, pf = p ? p : 1;
   forest_model *m = g->m;
   myr__rng_seed(&g->rng.rng, myr__mix64(seed ^ myr__mix64(FOREST_SEED_SALT + t)));
-  g->rng.have = 0;
+  g->rng.at = 2 * RNG_BATCH;
   /* Bootstrap as scikit-learn: n_boot draws with replacement become row weights. */
   if (g->bootstrap) {
     memset(g->cnt, 0, n * sizeof *g->cnt);
@@ -985,7 +1039,7 @@ static int build_tree(grower *g, uint32_t t, uint64_t seed) {
   fnode *nodes = m->nodes + m->n_nodes;
   uint32_t n_tree = 0, depth_max = 0;
   size_t sp = 0;
-  g->stack[sp++] = (pending){0, m_in, 0, NO_PARENT, 0, 0};
+  g->stack[sp++] = (pending){.start = 0, .end = m_in, .parent = NO_PARENT};
   while (sp > 0) {
     pending e = g->stack[--sp];
     uint32_t id = n_tree++;
@@ -996,19 +1050,30 @@ static int build_tree(grower *g, uint32_t t, uint64_t seed) {
       depth_max = e.depth;
     const uint32_t nn = e.end - e.start;
     const uint32_t *o = g->ord + (size_t)e.valid_f * n + e.start;
-    nstat st;
-    node_stats(g, o, nn, &st);
-    int leaf = leaf_by_size(g, nn, e.depth) || st.impurity <= DBL_EPSILON || st.pure;
+    if (!e.has_stats) {
+      node_stats(g, o, nn, &e.st);
+      e.leaf = is_leaf(g, nn, e.depth, &e.st);
+    }
     split b;
     uint32_t n_const = 0;
+    nstat sl, sr;
+    int leaf = e.leaf;
     if (!leaf) {
-      rc = find_split(g, &e, &st, &b, &n_const);
+      rc = find_split(g, &e, &e.st, &b, &n_const);
       if (rc < 0)
         return rc;
       leaf = rc == 0;
     }
+    if (!leaf) {
+      const uint32_t *ob = g->ord + (size_t)b.feature * n + e.start;
+      if (!g->k) {
+        reg_stats(g, ob, b.pos, &sl);
+        reg_stats(g, ob + b.pos, nn - b.pos, &sr);
+      }
+      leaf = improvement(g, ob, &e.st, &b, &sl) + DBL_EPSILON < g->mid;
+    }
     if (leaf) {
-      make_leaf(g, id, o, nn, &st);
+      make_leaf(g, id, o, nn, &e.st);
       continue;
     }
     m->leaf_of[m->n_nodes + id] = NOT_LEAF;
@@ -1018,7 +1083,18 @@ static int build_tree(grower *g, uint32_t t, uint64_t seed) {
     nd->thr = floor_f32(thr);
     nd->feature = b.feature;
     nd->next = 0;
-    partition(g, &e, &b, g->slot[e.depth + 1], n_const);
+    const uint32_t d1 = e.depth + 1, mid = e.start + b.pos;
+    /* Regression children get their statistics and leaf status here; classification
+       children compute theirs when popped. */
+    int leaf_l, leaf_r;
+    if (!g->k) {
+      leaf_l = is_leaf(g, b.pos, d1, &sl);
+      leaf_r = is_leaf(g, nn - b.pos, d1, &sr);
+    } else {
+      leaf_l = leaf_by_size(g, b.pos, d1);
+      leaf_r = leaf_by_size(g, nn - b.pos, d1);
+    }
+    partition(g, &e, &b, g->slot[d1], n_const, !leaf_l, !leaf_r);
     if (sp + 2 > g->stack_cap) {
       size_t cap = g->stack_cap * 2;
       pending *ns = grow(g->s, g->stack, sp * sizeof *ns, cap * sizeof *ns, 8);
@@ -1027,9 +1103,43 @@ static int build_tree(grower *g, uint32_t t, uint64_t seed) {
       g->stack = ns;
       g->stack_cap = cap;
     }
-    uint32_t mid = e.start + b.pos;
-    g->stack[sp++] = (pending){mid, e.end, e.depth + 1, id, n_const, b.feature};
-    g->stack[sp++] = (pending){e.start, mid, e.depth + 1, NO_PARENT, n_const, b.feature};
+    pending r = {.start = mid,
+                 .end = e.end,
+                 .depth = d1,
+                 .parent = id,
+                 .n_const = n_const,
+                 .valid_f = b.feature};
+    pending l = {.start = e.start,
+                 .end = mid,
+                 .depth = d1,
+                 .parent = NO_PARENT,
+                 .n_const = n_const,
+                 .valid_f = b.feature};
+    if (g->k) {
+      g->stack[sp++] = r;
+      g->stack[sp++] = l;
+      continue;
+    }
+    r.has_stats = l.has_stats = 1;
+    r.st = sr;
+    l.st = sl;
+    r.leaf = leaf_r;
+    if (!leaf_l) {
+      g->stack[sp++] = r;
+      g->stack[sp++] = l;
+      continue;
+    }
+    /* A left leaf comes next in preorder: no trip through the stack (nor the right
+       child's, when it is a leaf too). */
+    if (d1 > depth_max)
+      depth_max = d1;
+    make_leaf(g, n_tree++, NULL, 0, &sl);
+    if (leaf_r) {
+      nd->next = n_tree;
+      make_leaf(g, n_tree++, NULL, 0, &sr);
+    } else {
+      g->stack[sp++] = r;
+    }
   }
   m->n_nodes += n_tree;
   m->tree_node[t + 1] = m->n_nodes;
@@ -1145,8 +1255,19 @@ static int fit(const void *pp, const myr_dataset *d, uint64_t seed, const myr_sc
     if (p)
       sort_idx(o, g.tmp, n, xc + f * n);
   }
+  uint8_t *spread;
+  if (!NEW(spread, pf))
+    goto oom;
+  for (size_t f = 0; f < pf; f++) { /* sorted: consecutive values decide */
+    const uint32_t *o = gord + f * n;
+    spread[f] = p > 0;
+    for (size_t i = 1; i < n && p; i++)
+      if (!(xc[f * n + o[i]] > xft[f * n + o[i - 1]]))
+        spread[f] = 0;
+  }
   g.xc = xc;
   g.xft = xft;
+  g.spread = spread;
   g.gord = gord;
 
   if (fp->task == TASK_CLF) {
