@@ -10,7 +10,7 @@ report() { echo "checksrc: $1"; fail=1; }
 # grep that ignores comment lines (" * ...", "/* ...", "// ...").
 code_grep() { grep -nE "$@" | grep -vE '^[^:]+:[0-9]+:\s*(\*|/\*|//)'; }
 
-mapfile -t files < <(git ls-files 'src/*.c' 'src/*.h' 'include/*.h' 'tools/*.c' 'tools/*.h' \
+mapfile -t files < <(git ls-files 'src/*.c' 'src/*.h' 'include/*.h' 'tools/*.c' 'tools/*.h' 'python/*.c' \
                                   'tests/*.c' 'tests/*.h')
 for f in "${files[@]}"; do
   head -1 "$f" | grep -q 'SPDX-License-Identifier' || report "$f: first line must be an SPDX line"

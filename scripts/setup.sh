@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake pkg-config libsqlite3-dev sqlite3 libcmocka-dev libjansson-dev
-              liblz4-dev libzstd-dev
+              liblz4-dev libzstd-dev zlib1g-dev
               python3 python3-venv python3-dev clang cppcheck)
 
 missing=()
@@ -33,5 +33,15 @@ if [ ! -x .venv/bin/python ] || ! cmp -s "$req" "$stamp"; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
   cp "$req" "$stamp"
+fi
+# The Python package (python/): rebuilt when a C source, header or Python file changed.
+pystamp=.venv/.myriad-python
+if [ ! -f "$pystamp" ] || [ -n "$(find src include python CMakeLists.txt -newer "$pystamp" \
+        -type f -print -quit)" ]; then
+  echo "setup: building the Python package myriad into .venv"
+  touch "$pystamp.new"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
+    ./python
+  mv "$pystamp.new" "$pystamp"
 fi
 echo "setup: ready"

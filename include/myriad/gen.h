@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /**
  * @file gen.h
- * @brief Synthetic per-group regression or classification data as CSV (`myriad gen`).
+ * @brief Synthetic per-group regression or classification data as CSV or Arrow IPC
+ *        (`myriad gen`).
  *
  * Every row is a pure function of (seed, group index, row index within the group), so the
  * same options give byte-identical files whatever the thread count, and the rows of a
@@ -55,14 +56,28 @@ typedef enum myr_gen_task {
   MYR_GEN_TASK_CLASSIFICATION = 1 /**< that value binned into classes 0..n_classes-1 */
 } myr_gen_task;
 
+/** The output format. */
+typedef enum myr_gen_format {
+  MYR_GEN_FORMAT_CSV = 0,          /**< CSV text with a header line */
+  MYR_GEN_FORMAT_ARROW_FILE = 1,   /**< Arrow IPC file format (Feather v2) */
+  MYR_GEN_FORMAT_ARROW_STREAM = 2  /**< Arrow IPC stream format */
+} myr_gen_format;
+
+/** Arrow IPC body compression (Arrow formats only). */
+typedef enum myr_gen_compression {
+  MYR_GEN_COMPRESSION_NONE = 0, /**< buffers as they are */
+  MYR_GEN_COMPRESSION_LZ4 = 1,  /**< LZ4 frame per buffer */
+  MYR_GEN_COMPRESSION_ZSTD = 2  /**< ZSTD per buffer */
+} myr_gen_compression;
+
 /**
  * What to generate. Either call myr_gen_options_init() (the CLI's defaults) or
  * zero-initialize; then set at least out (and n_groups when zero-initialized).
  * A zero field means its default, except where noted.
  */
 typedef struct myr_gen_options {
-  const char *out;         /* output CSV path, "-" = stdout; required */
-  const char *test_out;    /* holdout CSV path; NULL = myr_gen_test_path(out) */
+  const char *out;         /* output path, "-" = stdout; required */
+  const char *test_out;    /* holdout path (same format); NULL = myr_gen_test_path(out) */
   uint64_t n_groups;       /* groups = distinct key tuples; required, >= 1 (init: 1000) */
   uint64_t rows_per_group; /* rows per group, the mean with Zipf; 0 = 100 */
   int skew;                /* myr_gen_skew; 0 = MYR_GEN_SKEW_NONE */
@@ -80,6 +95,8 @@ typedef struct myr_gen_options {
   unsigned n_classes;      /* classes with classification, 2..100; 0 = 2 (init: 2) */
   double flip;             /* classification: probability in [0, 1] that a row's class is
                               replaced by a uniformly drawn one (init: 0.05) */
+  int format;              /* myr_gen_format of out and test_out; 0 = CSV */
+  int compression;         /* myr_gen_compression, Arrow formats only; 0 = none */
 } myr_gen_options;
 
 /** What was written. */
@@ -147,6 +164,13 @@ MYR_API void myr_gen_options_init(myr_gen_options *opt);
  * drawn uniformly from 0..K-1 (label noise: flip * (K-1)/K of the rows change class). The
  * label is written as the integer k.
  *
+ * Formats: CSV writes features and regression labels with exactly five decimals and
+ * classes as integers. The Arrow formats (opt->format) hold the same rows in record
+ * batches of up to 65536 rows (fewer with very many features): key columns as utf8,
+ * features and the label as float64 equal to the double a correct parser reads from the
+ * CSV text (classes as 0.0, 1.0, ...), all fields nullable though none is null, buffers
+ * optionally LZ4- or ZSTD-compressed (opt->compression).
+ *
  * Rows of a group are contiguous and groups come in key order, unless opt->shuffle asks
  * for a pseudo-random permutation of all rows (a keyed Feistel permutation: no row is held
  * in memory). Each row goes to the holdout file when its own deterministic draw is below
@@ -160,6 +184,13 @@ MYR_API void myr_gen_options_init(myr_gen_options *opt);
  */
 MYR_API int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
                         myr_error *err);
+
+/**
+ * @brief The format a path's extension suggests: ".arrow", ".feather" and ".ipc" give
+ *        MYR_GEN_FORMAT_ARROW_FILE, ".arrows" MYR_GEN_FORMAT_ARROW_STREAM, anything else
+ *        (and "-" or NULL) MYR_GEN_FORMAT_CSV. Case-sensitive. Cannot fail.
+ */
+MYR_API int myr_gen_format_of_path(const char *path);
 
 /**
  * @brief The default holdout path for out: ".test" before the extension of the last path

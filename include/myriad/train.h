@@ -9,6 +9,10 @@
  * transaction at the end. A group that fails becomes an error record; the run goes on.
  * Every input row is either used or counted as skipped with a reason.
  *
+ * The input is a CSV file, an Arrow IPC file or stream (told apart by their first bytes),
+ * or an ArrowArrayStream from any Arrow producer (pyarrow, pandas, polars ...). Results
+ * can also come back as an ArrowArrayStream, with or without a store.
+ *
  * Thread safety: myr_train() may run in several threads at once on different stores.
  */
 #ifndef MYRIAD_TRAIN_H
@@ -17,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "myriad/arrow_abi.h"
 #include "myriad/error.h"
 #include "myriad/export.h"
 #include "myriad/model.h"
@@ -75,10 +80,11 @@ typedef struct myr_progress {
 
 typedef void (*myr_progress_fn)(void *ud, const myr_progress *progress);
 
-/** What to train. Zero-initialize, then set at least input, keys and label. */
+/** What to train. Zero-initialize, then set at least input (or stream), keys and label. */
 typedef struct myr_train_options {
-  const char *input;                /* path of the input (CSV) */
-  char delimiter;                   /* ',', '\t', ';' or 0 to detect */
+  const char *input;                /* path of the input: CSV, or Arrow IPC file/stream
+                                       (detected by its first bytes, not its name) */
+  char delimiter;                   /* CSV: ',', '\t', ';' or 0 to detect */
   const char *const *keys;          /* key column names (>= 1) */
   size_t n_keys;
   const char *const *features;      /* feature column names; NULL = every numeric */
@@ -95,6 +101,30 @@ typedef struct myr_train_options {
   myr_progress_fn progress;         /* optional, called about every 100 ms */
   void *progress_ud;
   const volatile int *cancel;       /* optional: becomes non-zero to stop the run */
+  /* Arrow input: the rows as a C stream of record batches, read instead of the file
+     `input` (which then only names the data in messages and may be NULL). Moved into
+     myr_train: it is released by the call, even when the call fails (its release is NULL
+     on return). Columns of integers, float32/64, bool, utf8, large_utf8, binary, string
+     views, dictionary-encoded strings, date32/64 and timestamps can be read; a key of
+     numbers, bools, dates or timestamps is the text a CSV of the same data would hold
+     (integers in decimal, floats in their shortest round-trip form, "true"/"false",
+     YYYY-MM-DD, "YYYY-MM-DD HH:MM:SS[.fff|.ffffff|.fffffffff][Z]"), so keys, seeds and
+     models do not depend on the format. Nulls are skipped as empty CSV cells are.
+     float64 columns are used in place, not copied: a record batch with such a column
+     is released once its rows are grouped (before fitting), not as soon as it is read.
+     get_schema, get_next and the release callbacks are called from the calling thread
+     only; the batches' buffers are read by the worker threads. */
+  struct ArrowArrayStream *stream;
+  /* Optional output: when not NULL, on success *results receives a stream (the caller
+     releases it) of one row per group, groups in order of their key's first row in the
+     input: the key columns (utf8, named as the input's), `model` (binary: the model blob
+     as the store holds it; null for a failed group), `n_rows` (int64: rows of the group),
+     `metrics` (utf8 JSON as stored; null for a failed group), `status` (utf8: "trained",
+     or the myr_group_failure_name()), `error` (utf8 message; null when trained) and
+     `features` (utf8: the feature names as a JSON array, for myr_predict's `models`).
+     Batches hold at most 65536 rows. Works with or without a store. On failure *results
+     is not touched. Key columns named like one of those columns are refused. */
+  struct ArrowArrayStream *results;
 } myr_train_options;
 
 /** What happened. Filled even when myr_train fails part-way (as far as it got). */

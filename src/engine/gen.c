@@ -8,6 +8,9 @@
  * k+1 is generated), a holdout split only routes rows, and --shuffle only maps positions
  * through a keyed Feistel permutation of [0, n_rows) (cycle walking), holding no rows.
  * Numbers are formatted with integer arithmetic (fixed five decimals), never printf.
+ * Arrow output: a chunk is one record batch, built in its slot's column builders (keys
+ * utf8; features and label float64, each the double the CSV text parses to), written as
+ * a borrowed view and then cleared, so the slots' memory is reused batch after batch.
  * The features of a row never depend on the shape or the task, and the linear shape's
  * regression label is computed in exactly the historical operation order: files written
  * before shapes and classes existed stay byte-identical. Draws a shape or task adds come
@@ -26,6 +29,7 @@
 #include "core/hash.h"
 #include "core/text.h"
 #include "core/pool.h"
+#include "io/arrow.h"
 
 #define COEF_HEAD 3                    /* b0, a, c; then b_j */
 #define GRID_HALF 200000               /* features are k * 1e-5, |k| <= GRID_HALF */
@@ -42,6 +46,9 @@
 #define PIECE_STRIDE (2 * PIECE_NODES + PIECE_LEAVES) /* features, thresholds, leaves */
 #define QUANTILE_DRAWS 256             /* classification: draws behind the cut points */
 #define PI 3.14159265358979323846
+#define ARROW_BATCH_ROWS 65536         /* rows per Arrow record batch, at most ... */
+#define ARROW_BATCH_BYTES (64u << 20)  /* ... and about this many bytes */
+#define ARROW_SLOTS_BYTES (256u << 20) /* Arrow: bytes of batches under construction */
 
 static const char *const key_names[MYR_GEN_MAX_KEY_COLUMNS] = {
     "app", "api", "host", "region", "zone", "tenant", "device", "metric"};
@@ -64,6 +71,8 @@ typedef struct gen_slot {
   gen_buf test;        /* rows for the holdout file */
   uint64_t rows_test;  /* rows of this chunk in test */
   uint64_t rows;       /* rows of this chunk */
+  myr__arrow_builder *atrain; /* Arrow output: rows for out (instead of train) */
+  myr__arrow_builder *atest;  /* Arrow output: rows for the holdout file */
 } gen_slot;
 
 /* Everything the workers read; written only while no job runs. */
@@ -95,6 +104,7 @@ typedef struct gen_plan {
   uint64_t chunk_rows;     /* positions per chunk */
   uint64_t n_chunks;
   size_t max_row;          /* bound on the bytes of one row */
+  int arrow;               /* rows go to the slots' Arrow builders, not to text */
   uint64_t batch_first;    /* first chunk of the running batch */
   gen_slot *batch_slots;   /* its slots */
 } gen_plan;
@@ -342,8 +352,9 @@ static void group_coef(const gen_plan *pl, uint64_t g, double *coef, double *wor
   }
 }
 
-/* The key fields of group g, each followed by ','; returns the length. */
-static size_t group_key(const gen_plan *pl, uint64_t g, char *out) {
+/* The key fields of group g, each followed by ','; returns the length. ends[k]
+   receives where field k ends (the position of its ','). */
+static size_t group_key(const gen_plan *pl, uint64_t g, char *out, size_t *ends) {
   uint64_t comp[MYR_GEN_MAX_KEY_COLUMNS];
   for (size_t k = pl->n_keys; k-- > 0;) {
     comp[k] = g % pl->radix;
@@ -354,6 +365,7 @@ static size_t group_key(const gen_plan *pl, uint64_t g, char *out) {
     size_t n = strlen(key_prefix[k]);
     memcpy(p, key_prefix[k], n);
     p = put_u64_padded(p + n, comp[k], pl->width);
+    ends[k] = (size_t)(p - out);
     *p++ = ',';
   }
   return (size_t)(p - out);
@@ -415,16 +427,14 @@ static int reserve(gen_buf *b, size_t more) {
   return MYR_OK;
 }
 
-/* Append one row: the key fields, features drawn from the row seed, then the label.
-   xs receives the features (n_features doubles) unless the shape is linear. The row RNG
+/* The values of one row, drawn from its seed: feature j is ks[j] steps of 1e-5; returns
+   the regression label (unrounded), or with classification the class (*cls too). xs
+   receives the features (n_features doubles) unless the shape is linear. The row RNG
    draws the features, then the noise, then (classification) the flip and its class. */
-static void emit_row(const gen_plan *pl, gen_buf *b, const char *key, size_t key_len,
-                     const double *coef, uint64_t rseed, double *xs) {
+static double row_values(const gen_plan *pl, const double *coef, uint64_t rseed,
+                         double *xs, int32_t *ks, unsigned *cls) {
   myr__rng r;
   myr__rng_seed(&r, rseed);
-  char *p = b->data + b->len;
-  memcpy(p, key, key_len);
-  p += key_len;
   const double *beta = coef + COEF_HEAD;
   const int linear = pl->shape == MYR_GEN_SHAPE_LINEAR;
   double y = coef[0], x[3] = {0, 0, 0};
@@ -448,8 +458,7 @@ static void emit_row(const gen_plan *pl, gen_buf *b, const char *key, size_t key
     } else {
       xs[j] = xj;
     }
-    p = put_fixed5(p, k);
-    *p++ = ',';
+    ks[j] = (int32_t)k;
   }
   if (linear)
     y += coef[1] * sin(x[0]) + coef[2] * x[1] * x[2];
@@ -464,12 +473,67 @@ static void emit_row(const gen_plan *pl, gen_buf *b, const char *key, size_t key
       k++;
     if (pl->flip_thr && (myr__rng_next(&r) >> 11) < pl->flip_thr)
       k = (unsigned)myr__rng_below(&r, pl->n_classes);
-    p = put_u64(p, k);
-  } else {
-    p = put_double5(p, y);
+    *cls = k;
+    return (double)k;
   }
+  return y;
+}
+
+/* Append one row as CSV text: the key fields, the features, then the label. */
+static void emit_row(const gen_plan *pl, gen_buf *b, const char *key, size_t key_len,
+                     const double *coef, uint64_t rseed, double *xs) {
+  int32_t ks[MYR_GEN_MAX_FEATURES];
+  unsigned cls = 0;
+  double y = row_values(pl, coef, rseed, xs, ks, &cls);
+  char *p = b->data + b->len;
+  memcpy(p, key, key_len);
+  p += key_len;
+  for (size_t j = 0; j < pl->n_features; j++) {
+    p = put_fixed5(p, ks[j]);
+    *p++ = ',';
+  }
+  if (pl->classify)
+    p = put_u64(p, cls);
+  else
+    p = put_double5(p, y);
   *p++ = '\n';
   b->len = (size_t)(p - b->data);
+}
+
+/* The double that reading put_double5(y)'s text gives: q / 1e5 for the rounded q is
+   correctly rounded (q and 1e5 are exact doubles, and IEEE division rounds correctly),
+   as a correct decimal parser rounds the same real number. */
+static double value5(double y) {
+  double v = y * 1e5;
+  if (fabs(v) < 9.0e15) { /* |q| < 2^53: q is exact */
+    int64_t q = (int64_t)(v < 0 ? v - 0.5 : v + 0.5);
+    return (double)q / 1e5;
+  }
+  char text[64];
+  *put_double5(text, y) = '\0';
+  return strtod(text, NULL);
+}
+
+/* Append one row to an Arrow batch: the same values the CSV text holds, as utf8 keys
+   and float64 features and label. */
+static int emit_row_arrow(const gen_plan *pl, myr__arrow_builder *ab, const char *key,
+                          const size_t *key_ends, const double *coef, uint64_t rseed,
+                          double *xs) {
+  int32_t ks[MYR_GEN_MAX_FEATURES];
+  unsigned cls = 0;
+  double y = row_values(pl, coef, rseed, xs, ks, &cls);
+  size_t from = 0, c = 0;
+  for (size_t k = 0; k < pl->n_keys; k++, c++) {
+    if (myr__arrow_append_bytes(ab, c, key + from, key_ends[k] - from) != MYR_OK)
+      return MYR_ENOMEM;
+    from = key_ends[k] + 1;
+  }
+  for (size_t j = 0; j < pl->n_features; j++, c++)
+    if (myr__arrow_append_f64(ab, c, (double)ks[j] / 1e5) != MYR_OK)
+      return MYR_ENOMEM;
+  if (myr__arrow_append_f64(ab, c, pl->classify ? (double)cls : value5(y)) != MYR_OK)
+    return MYR_ENOMEM;
+  return MYR_OK;
 }
 
 /* Pool task: generate chunk batch_first + task into batch_slots[task]. */
@@ -482,7 +546,7 @@ static int gen_chunk(void *ctx, size_t task, unsigned worker) {
   double *scratch = pl->scratch + (size_t)worker * pl->work;
   double *work = scratch + pl->stride; /* features, then quantile draws */
   char key[MYR_GEN_MAX_KEY_COLUMNS * KEY_FIELD_MAX];
-  size_t key_len = 0;
+  size_t key_len = 0, key_ends[MYR_GEN_MAX_KEY_COLUMNS];
   const double *coef = scratch;
   uint64_t g = UINT64_MAX, gseed = 0, gbegin = 0, gend = 0;
 
@@ -520,7 +584,7 @@ static int gen_chunk(void *ctx, size_t task, unsigned worker) {
       gbegin = group_start(pl, g);
       gend = group_start(pl, g + 1);
       gseed = group_seed(pl, g);
-      key_len = group_key(pl, g, key);
+      key_len = group_key(pl, g, key, key_ends);
       if (pl->coef) {
         coef = pl->coef + g * pl->stride;
       } else {
@@ -530,11 +594,16 @@ static int gen_chunk(void *ctx, size_t task, unsigned worker) {
     }
     uint64_t i = pos - gbegin;
     uint64_t rseed = row_seed(gseed, i);
-    gen_buf *b = &s->train;
-    if (pl->holdout && (myr__mix64(rseed ^ 0x686f6c646f7574ULL) >> 11) < pl->holdout_thr) {
-      b = &s->test;
-      s->rows_test++;
+    int to_test = pl->holdout &&
+                  (myr__mix64(rseed ^ 0x686f6c646f7574ULL) >> 11) < pl->holdout_thr;
+    s->rows_test += (uint64_t)to_test;
+    if (pl->arrow) {
+      if (emit_row_arrow(pl, to_test ? s->atest : s->atrain, key, key_ends, coef, rseed,
+                         work) != MYR_OK)
+        return MYR_ENOMEM;
+      continue;
     }
+    gen_buf *b = to_test ? &s->test : &s->train;
     if (reserve(b, pl->max_row) != MYR_OK)
       return MYR_ENOMEM;
     emit_row(pl, b, key, key_len, coef, rseed, work);
@@ -727,6 +796,94 @@ static int finish_output(FILE *f, int owned, const char *path, myr_error *err) {
   return MYR_OK;
 }
 
+/* Arrow output: one builder per slot and output, all with the schema of the CSV header
+   (keys as utf8, features and label as float64). */
+static int make_builders(const gen_plan *pl, const char *label, gen_slot *slots,
+                         size_t n, myr_error *err) {
+  size_t n_cols = pl->n_keys + pl->n_features + 1;
+  const char **names = myr__calloc(n_cols, sizeof *names);
+  int *types = myr__calloc(n_cols, sizeof *types);
+  char *fnames = myr__malloc(pl->n_features * 8); /* "f0" .. "f999" */
+  int rc = MYR_OK;
+  if (!names || !types || !fnames) {
+    rc = myr_error_set(err, MYR_ENOMEM, "out of memory");
+    goto done;
+  }
+  for (size_t c = 0; c < n_cols; c++) {
+    types[c] = c < pl->n_keys ? MYR__ARROW_UTF8 : MYR__ARROW_F64;
+    if (c < pl->n_keys) {
+      names[c] = key_names[c];
+    } else if (c < pl->n_keys + pl->n_features) {
+      size_t j = c - pl->n_keys;
+      char *f = fnames + 8 * j;
+      f[0] = 'f';
+      *put_u64(f + 1, j) = '\0';
+      names[c] = f;
+    } else {
+      names[c] = label;
+    }
+  }
+  for (size_t i = 0; i < n && rc == MYR_OK; i++) {
+    rc = myr__arrow_builder_new(n_cols, names, types, &slots[i].atrain, err);
+    if (rc == MYR_OK && pl->holdout)
+      rc = myr__arrow_builder_new(n_cols, names, types, &slots[i].atest, err);
+  }
+done:
+  myr__free(names);
+  myr__free(types);
+  myr__free(fnames);
+  return rc;
+}
+
+/* Write the rows b holds as one record batch of w (nothing when there are none), then
+   empty b, keeping its memory for the next batch. */
+static int write_batch(myr__arrow_builder *b, myr__ipc_writer *w, myr_error *err) {
+  if (myr__arrow_builder_rows(b) == 0)
+    return MYR_OK;
+  struct ArrowArray a;
+  MYR_RETURN_NOT_OK(myr__arrow_builder_view(b, &a, err));
+  int rc = myr__ipc_writer_write(w, &a, err);
+  a.release(&a);
+  myr__arrow_builder_clear(b);
+  return rc;
+}
+
+static int open_arrow(const char *path, const myr_gen_options *opt,
+                      const struct ArrowSchema *schema, myr__ipc_writer **out, int *owned,
+                      myr_error *err) {
+  static const int codecs[] = {MYR__IPC_NONE, MYR__IPC_LZ4, MYR__IPC_ZSTD};
+  MYR_RETURN_NOT_OK(myr__ipc_writer_open(path, opt->format == MYR_GEN_FORMAT_ARROW_FILE,
+                                         codecs[opt->compression], schema, out, err));
+  *owned = strcmp(path, "-") != 0;
+  return MYR_OK;
+}
+
+static int close_arrow(myr__ipc_writer **w, uint64_t *bytes, myr_error *err) {
+  int rc = myr__ipc_writer_finish(*w, err);
+  if (rc == MYR_OK)
+    *bytes = myr__ipc_writer_bytes(*w);
+  myr__ipc_writer *t = *w;
+  *w = NULL;
+  if (rc != MYR_OK) {
+    myr__ipc_writer_abort(t);
+    return rc;
+  }
+  return myr__ipc_writer_close(t, err);
+}
+
+int myr_gen_format_of_path(const char *path) {
+  const char *base = path ? strrchr(path, '/') : NULL;
+  base = base ? base + 1 : path ? path : "";
+  const char *dot = strrchr(base, '.');
+  if (!dot || dot == base)
+    return MYR_GEN_FORMAT_CSV;
+  if (!strcmp(dot, ".arrow") || !strcmp(dot, ".feather") || !strcmp(dot, ".ipc"))
+    return MYR_GEN_FORMAT_ARROW_FILE;
+  if (!strcmp(dot, ".arrows"))
+    return MYR_GEN_FORMAT_ARROW_STREAM;
+  return MYR_GEN_FORMAT_CSV;
+}
+
 static char *build_header(const gen_plan *pl, const char *label) {
   size_t cap = pl->n_keys * 16 + pl->n_features * 8 + strlen(label) + 2;
   char *h = myr__malloc(cap), *p = h;
@@ -762,6 +919,8 @@ int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
   char *header = NULL, *test_path = NULL;
   FILE *ftrain = NULL, *ftest = NULL;
   int own_train = 0, own_test = 0;
+  myr__ipc_writer *wtrain = NULL, *wtest = NULL;
+  struct ArrowSchema schema = {0};
   memset(&pl, 0, sizeof pl);
   memset(&sum, 0, sizeof sum);
   if (summary_out)
@@ -812,6 +971,15 @@ int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
                          MYR_GEN_MAX_CLASSES, n_classes);
   if (classify && !(opt->flip >= 0 && opt->flip <= 1))
     return myr_error_set(err, MYR_EINVAL, "--flip must be in [0, 1], got %g", opt->flip);
+  if (opt->format < MYR_GEN_FORMAT_CSV || opt->format > MYR_GEN_FORMAT_ARROW_STREAM)
+    return myr_error_set(err, MYR_EINVAL, "--format must be csv, arrow or arrows");
+  if (opt->compression < MYR_GEN_COMPRESSION_NONE ||
+      opt->compression > MYR_GEN_COMPRESSION_ZSTD)
+    return myr_error_set(err, MYR_EINVAL, "--compression must be none, lz4 or zstd");
+  const int arrow = opt->format != MYR_GEN_FORMAT_CSV;
+  if (!arrow && opt->compression != MYR_GEN_COMPRESSION_NONE)
+    return myr_error_set(err, MYR_EINVAL,
+                         "--compression needs an Arrow format (--format arrow or arrows)");
   MYR_RETURN_NOT_OK(check_label(label, n_keys, n_features, err));
   if (opt->holdout > 0) {
     if (opt->test_out) {
@@ -870,6 +1038,13 @@ int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
   }
   size_t est_row = n_keys * (pl.width + 8) + n_features * 9 + 12;
   pl.chunk_rows = CHUNK_BYTES / est_row ? CHUNK_BYTES / est_row : 1;
+  size_t arrow_row = n_keys * (pl.width + 20) + (n_features + 1) * 8; /* bytes, about */
+  if (arrow) { /* a chunk is a record batch */
+    pl.arrow = 1;
+    pl.chunk_rows = ARROW_BATCH_BYTES / arrow_row;
+    pl.chunk_rows = pl.chunk_rows > ARROW_BATCH_ROWS ? ARROW_BATCH_ROWS : pl.chunk_rows;
+    pl.chunk_rows = pl.chunk_rows < 1024 ? 1024 : pl.chunk_rows;
+  }
   pl.n_chunks = (pl.n_rows + pl.chunk_rows - 1) / pl.chunk_rows;
 
   unsigned n_threads = opt->n_threads ? opt->n_threads : myr__cpu_count();
@@ -881,12 +1056,18 @@ int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
     goto done;
   pl.scratch = myr__reallocarray(NULL, (size_t)n_threads, pl.work * sizeof(double));
   n_slots = 2 * (size_t)n_threads;
+  if (arrow) { /* bound the memory of batches under construction */
+    size_t fit = ARROW_SLOTS_BYTES / 2 / (pl.chunk_rows * arrow_row);
+    n_slots = fit < 1 ? 1 : fit < n_slots ? fit : n_slots;
+  }
   slots = myr__calloc(2 * n_slots, sizeof *slots);
   header = build_header(&pl, label);
   if (!pl.scratch || !slots || !header) {
     rc = myr_error_set(err, MYR_ENOMEM, "out of memory");
     goto done;
   }
+  if (arrow && (rc = make_builders(&pl, label, slots, 2 * n_slots, err)) != MYR_OK)
+    goto done;
   if (pl.shuffle && pl.n_groups <= COEF_CACHE_MAX / sizeof(double) / pl.stride) {
     pl.coef = myr__reallocarray(NULL, (size_t)pl.n_groups, pl.stride * sizeof(double));
     if (!pl.coef) {
@@ -897,18 +1078,28 @@ int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
   }
 
   /* -- write -- */
-  if ((rc = open_output(opt->out, &ftrain, &own_train, err)) != MYR_OK)
-    goto done;
-  if (test_path && (rc = open_output(test_path, &ftest, &own_test, err)) != MYR_OK)
-    goto done;
-  size_t header_len = strlen(header);
-  if ((rc = write_all(ftrain, header, header_len, opt->out, err)) != MYR_OK)
-    goto done;
-  sum.bytes_train = header_len;
-  if (ftest) {
-    if ((rc = write_all(ftest, header, header_len, test_path, err)) != MYR_OK)
+  if (arrow) {
+    if ((rc = myr__arrow_builder_schema(slots[0].atrain, &schema, err)) != MYR_OK)
       goto done;
-    sum.bytes_test = header_len;
+    if ((rc = open_arrow(opt->out, opt, &schema, &wtrain, &own_train, err)) != MYR_OK)
+      goto done;
+    if (test_path &&
+        (rc = open_arrow(test_path, opt, &schema, &wtest, &own_test, err)) != MYR_OK)
+      goto done;
+  } else {
+    if ((rc = open_output(opt->out, &ftrain, &own_train, err)) != MYR_OK)
+      goto done;
+    if (test_path && (rc = open_output(test_path, &ftest, &own_test, err)) != MYR_OK)
+      goto done;
+    size_t header_len = strlen(header);
+    if ((rc = write_all(ftrain, header, header_len, opt->out, err)) != MYR_OK)
+      goto done;
+    sum.bytes_train = header_len;
+    if (ftest) {
+      if ((rc = write_all(ftest, header, header_len, test_path, err)) != MYR_OK)
+        goto done;
+      sum.bytes_test = header_len;
+    }
   }
 
   int cur = 0, running = 0;
@@ -940,6 +1131,15 @@ int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
     }
     for (size_t j = 0; j < done_n; j++) {
       gen_slot *s = &done_slots[j];
+      if (arrow) {
+        if ((rc = write_batch(s->atrain, wtrain, err)) != MYR_OK)
+          goto done;
+        if (wtest && (rc = write_batch(s->atest, wtest, err)) != MYR_OK)
+          goto done;
+        sum.rows_train += s->rows - s->rows_test;
+        sum.rows_test += s->rows_test;
+        continue;
+      }
       if ((rc = write_all(ftrain, s->train.data, s->train.len, opt->out, err)) != MYR_OK)
         goto done;
       sum.bytes_train += s->train.len;
@@ -952,9 +1152,13 @@ int myr_gen_csv(const myr_gen_options *opt, myr_gen_summary *summary_out,
       }
     }
   }
+  if (wtrain && (rc = close_arrow(&wtrain, &sum.bytes_train, err)) != MYR_OK)
+    goto done;
+  if (wtest && (rc = close_arrow(&wtest, &sum.bytes_test, err)) != MYR_OK)
+    goto done;
   FILE *f = ftrain;
   ftrain = NULL;
-  if ((rc = finish_output(f, own_train, opt->out, err)) != MYR_OK)
+  if (f && (rc = finish_output(f, own_train, opt->out, err)) != MYR_OK)
     goto done;
   if (ftest) {
     f = ftest;
@@ -977,6 +1181,10 @@ done:
     fclose(ftrain);
   if (ftest && own_test)
     fclose(ftest);
+  myr__ipc_writer_abort(wtrain);
+  myr__ipc_writer_abort(wtest);
+  if (schema.release)
+    schema.release(&schema);
   if (rc != MYR_OK) {
     if (own_train)
       remove(opt->out);
@@ -986,6 +1194,8 @@ done:
   for (size_t j = 0; slots && j < 2 * n_slots; j++) {
     myr__free(slots[j].train.data);
     myr__free(slots[j].test.data);
+    myr__arrow_builder_free(slots[j].atrain);
+    myr__arrow_builder_free(slots[j].atest);
   }
   myr__free(slots);
   myr__free(header);

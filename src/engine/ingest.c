@@ -5,11 +5,16 @@
  *
  * Each batch is parsed in slices on the pool (numbers, key encodings and their hashes,
  * per-row status) and then merged in input order by the calling thread, which interns
- * keys and appends rows to fixed-size chunks. Merging in order keeps group ids, skip
- * examples and therefore every model independent of the thread count.
+ * keys and takes the slice's label and feature arrays over as a chunk (the workers
+ * write, and first touch, the rows; the calling thread copies none). float64 columns of
+ * an Arrow batch are not copied at all: the chunk points into the batch, which it keeps
+ * alive (myr__source_keep). Merging in order keeps group ids, skip examples and
+ * therefore every model independent of the thread count.
  * Grouping is a stable counting sort: per-group offsets from the key table's counts,
- * then each chunk is scattered into one contiguous row-major matrix and freed at once,
- * so the rows are held about once, not twice.
+ * then the chunks are scattered into one contiguous row-major matrix, a window of chunks
+ * at a time on the pool (each task scatters a run of chunks, after counting its rows
+ * per group so that every group keeps input order) and freed after each window, so the
+ * rows are held about once, not twice.
  */
 #include <math.h>
 #include <stdio.h>
@@ -53,18 +58,13 @@ static void show_value(char *out, size_t cap, const char *t, size_t n) {
   snprintf(out, cap, "value '%.*s'%s", (int)shown, t, n > shown ? "..." : "");
 }
 
-static myr__row_chunk *chunk_new(size_t p) {
-  size_t bytes = sizeof(myr__row_chunk) +
-                 MYR__CHUNK_ROWS * (sizeof(uint32_t) + sizeof(double) * (1 + p));
-  myr__row_chunk *c = myr__malloc(bytes);
-  if (!c)
-    return NULL;
-  c->next = NULL;
-  c->n = 0;
-  c->y = (double *)(void *)(c + 1);
-  c->x = c->y + MYR__CHUNK_ROWS;
-  c->gid = (uint32_t *)(void *)(c->x + (size_t)MYR__CHUNK_ROWS * p);
-  return c;
+static void chunk_free(myr__row_chunk *c) {
+  myr__free(c->gid);
+  myr__free(c->y);
+  myr__free(c->x);
+  myr__free((void *)c->fcol);
+  myr__kept_release(c->kept);
+  myr__free(c);
 }
 
 static int choose_features(run *r, const myr__batch *first, myr_error *err) {
@@ -77,11 +77,11 @@ static int choose_features(run *r, const myr__batch *first, myr_error *err) {
       return myr_error_set(err, MYR_ENOMEM, "out of memory");
     for (size_t f = 0; f < o->n_features; f++) {
       size_t c;
-      if (!myr__csv_find(r->csv, o->features[f], &c)) {
+      if (!myr__source_find(r->src, o->features[f], &c)) {
         char cols[512];
-        myr__csv_list(r->csv, cols, sizeof cols);
+        myr__source_list(r->src, cols, sizeof cols);
         return myr_error_set(err, MYR_ENOTFOUND,
-                             "%s: no feature column '%s' (columns: %s)", o->input,
+                             "%s: no feature column '%s' (columns: %s)", r->input_name,
                              o->features[f], cols);
       }
       if (c == r->label_col)
@@ -96,7 +96,7 @@ static int choose_features(run *r, const myr__batch *first, myr_error *err) {
           return myr_error_set(err, MYR_EINVAL, "feature '%s' is listed twice",
                                o->features[f]);
       r->feat_col[p] = c;
-      r->feat_name[p] = myr__csv_column_name(r->csv, c);
+      r->feat_name[p] = myr__source_column_name(r->src, c);
       p++;
     }
   } else {
@@ -129,7 +129,7 @@ static int choose_features(run *r, const myr__batch *first, myr_error *err) {
       }
       if (numbers > bad) {
         r->feat_col[p] = c;
-        r->feat_name[p] = myr__csv_column_name(r->csv, c);
+        r->feat_name[p] = myr__source_column_name(r->src, c);
         p++;
       }
     }
@@ -137,21 +137,21 @@ static int choose_features(run *r, const myr__batch *first, myr_error *err) {
       return myr_error_set(err, MYR_EINVAL,
                            "%s: no numeric feature columns besides the keys and the label; "
                            "name them with --features",
-                           o->input);
+                           r->input_name);
   }
   r->p = p;
   r->sum->n_features = p;
   r->schema_hash = myr_feature_schema_hash(r->feat_name, p);
-  /* From now on read only the columns we use. */
+  /* From now on read only the columns we use: keys as text, the others as numbers. */
   unsigned char *want = myr__calloc(r->n_cols, 1);
   if (!want)
     return myr_error_set(err, MYR_ENOMEM, "out of memory");
-  for (size_t k = 0; k < o->n_keys; k++)
-    want[r->key_col[k]] = 1;
-  want[r->label_col] = 1;
+  want[r->label_col] = MYR__WANT_VALUE;
   for (size_t f = 0; f < p; f++)
-    want[r->feat_col[f]] = 1;
-  int rc = myr__csv_select(r->csv, want, err);
+    want[r->feat_col[f]] = MYR__WANT_VALUE;
+  for (size_t k = 0; k < o->n_keys; k++)
+    want[r->key_col[k]] = MYR__WANT_TEXT;
+  int rc = myr__source_select(r->src, want, err);
   myr__free(want);
   return rc;
 }
@@ -161,12 +161,16 @@ static int choose_features(run *r, const myr__batch *first, myr_error *err) {
 /* Parsed rows [lo, hi) of the current batch; arrays are indexed from lo. Reused. */
 struct myr__parse_slice {
   size_t lo, hi;       /* rows of the batch */
-  size_t cap;          /* rows the arrays hold */
+  size_t cap;          /* rows status, bad_col, hash and key_off hold */
+  size_t y_cap, x_cap; /* rows y and x hold (0 once a merge took them) */
   uint8_t *status;     /* 0 = usable, else a myr_skip_reason + 1 */
   uint32_t *bad_col;   /* source column at fault (skips found here) */
-  double *y;           /* labels */
-  double *x;           /* features, row-major */
-  uint64_t *hash;      /* key hashes */
+  double *y;           /* labels, unless ycol */
+  double *x;           /* features, row-major, but for those in fcol */
+  const double *ycol;  /* labels in place in the batch (from row lo), or NULL */
+  const double **fcol; /* p: feature f in place (from row lo), or NULL */
+  int any_in_place;    /* some fcol[f] is set */
+  uint64_t *hash;      /* key lookup hashes */
   size_t *key_off;     /* start of each row's key encoding in keys */
   myr__buf keys;       /* key encodings, back to back */
   int rc;              /* MYR_OK, or a failure of this slice */
@@ -175,7 +179,26 @@ struct myr__parse_slice {
   myr_skip_example ex[MYR_SKIP__COUNT]; /* ex[r].row == 0: none */
 };
 
-static int slice_reserve(myr__parse_slice *s, size_t rows, size_t p) {
+/* Size s for rows rows; y and x only when some label or feature is copied (need_y,
+   need_x). y and x are replaced, not grown: a merge takes them. */
+static int slice_reserve(myr__parse_slice *s, size_t rows, size_t p, int need_y,
+                         int need_x) {
+  if (need_y && rows > s->y_cap) {
+    myr__free(s->y);
+    s->y = myr__reallocarray(NULL, rows, sizeof *s->y);
+    s->y_cap = s->y ? rows : 0;
+    if (!s->y)
+      return 0;
+  }
+  if (need_x && rows > s->x_cap) {
+    myr__free(s->x);
+    s->x = myr__reallocarray(NULL, rows, (p ? p : 1) * sizeof *s->x);
+    s->x_cap = s->x ? rows : 0;
+    if (!s->x)
+      return 0;
+  }
+  if (!s->fcol && !(s->fcol = myr__calloc(p ? p : 1, sizeof *s->fcol)))
+    return 0;
   if (rows <= s->cap)
     return 1;
   uint8_t *st = myr__realloc(s->status, rows);
@@ -184,25 +207,20 @@ static int slice_reserve(myr__parse_slice *s, size_t rows, size_t p) {
   uint32_t *bc = myr__reallocarray(s->bad_col, rows, sizeof *bc);
   if (bc)
     s->bad_col = bc;
-  double *y = myr__reallocarray(s->y, rows, sizeof *y);
-  if (y)
-    s->y = y;
-  double *x = myr__reallocarray(s->x, rows * (p ? p : 1), sizeof *x);
-  if (x)
-    s->x = x;
   uint64_t *h = myr__reallocarray(s->hash, rows, sizeof *h);
   if (h)
     s->hash = h;
   size_t *ko = myr__reallocarray(s->key_off, rows + 1, sizeof *ko);
   if (ko)
     s->key_off = ko;
-  if (!st || !bc || !y || !x || !h || !ko)
+  if (!st || !bc || !h || !ko)
     return 0;
   s->cap = rows;
   return 1;
 }
 
 static void slice_free(myr__parse_slice *s) {
+  myr__free((void *)s->fcol);
   myr__free(s->status);
   myr__free(s->bad_col);
   myr__free(s->y);
@@ -233,30 +251,81 @@ static void describe_skip(const run *r, const myr__batch *b, size_t i, int reaso
   case MYR_SKIP_BAD_QUOTING:
   case MYR_SKIP_NUL_BYTE:
     if (arg >= 1 && arg <= r->n_cols)
-      name = myr__csv_column_name(r->csv, arg - 1);
+      name = myr__source_column_name(r->src, arg - 1);
     break;
   case MYR_SKIP_BLANK_LINE:
     break;
   case MYR_SKIP_INVALID_KEY:
-    name = myr__csv_column_name(r->csv, col);
+    name = myr__source_column_name(r->src, col);
     snprintf(ex->detail, sizeof ex->detail, "key is not valid UTF-8");
     break;
   case MYR_SKIP_NON_NUMERIC:
   case MYR_SKIP_NON_FINITE: {
     const myr__column *c = &b->columns[col];
-    name = myr__csv_column_name(r->csv, col);
+    name = myr__source_column_name(r->src, col);
     if (c->kind == MYR__COL_TEXT)
       show_value(ex->detail, sizeof ex->detail, c->text + c->text_off[i], c->text_len[i]);
+    else if (c->kind == MYR__COL_F64)
+      snprintf(ex->detail, sizeof ex->detail, "value %g", c->f64[i]);
     break;
   }
   default:
-    name = myr__csv_column_name(r->csv, col);
+    name = myr__source_column_name(r->src, col);
     break;
   }
   snprintf(ex->column, sizeof ex->column, "%s", name ? name : "");
 }
 
-/* Parse rows [s->lo, s->hi) of b. Runs on any thread; touches only s. */
+/* Mark row j (batch row i) of s skipped for reason (a myr_skip_reason) at column col,
+   unless an earlier check already skipped it; keep the example of the lowest row. */
+static void skip_row(const run *r, const myr__batch *b, myr__parse_slice *s, size_t j,
+                     size_t i, int reason, uint32_t col) {
+  if (s->status[j])
+    return;
+  s->status[j] = (uint8_t)(reason + 1);
+  s->bad_col[j] = col;
+  myr_skip_example *ex = &s->ex[reason];
+  if (!ex->row || b->first_row + i + 1 < ex->row)
+    describe_skip(r, b, i, reason, col, ex);
+}
+
+/* One label or feature column into dst[j * stride] for the slice's rows (dst NULL: the
+   values stay in place, only checked); a missing or non-numeric cell skips its row (the
+   first failing check of a row decides why, as the columns are checked in order: keys,
+   label, features). float64 without nulls, the common case, is a plain copy (or read)
+   with a finiteness test. */
+static void parse_numbers(const run *r, const myr__batch *b, myr__parse_slice *s,
+                          size_t col, double *dst, size_t stride, int missing_reason) {
+  const myr__column *c = &b->columns[col];
+  const size_t lo = s->lo, n = s->hi - s->lo;
+  if (c->kind == MYR__COL_F64 && (!c->validity || !dst)) {
+    const double *src = c->f64 + lo;
+    for (size_t j = 0; j < n; j++) {
+      double v = src[j];
+      if (dst)
+        dst[j * stride] = v;
+      if (!myr__batch_valid(c->validity, lo + j))
+        skip_row(r, b, s, j, lo + j, missing_reason, (uint32_t)col);
+      else if (!isfinite(v))
+        skip_row(r, b, s, j, lo + j, isnan(v) ? missing_reason : MYR_SKIP_NON_FINITE,
+                 (uint32_t)col);
+    }
+    return;
+  }
+  for (size_t j = 0; j < n; j++) {
+    if (s->status[j])
+      continue;
+    const char *t;
+    size_t tl;
+    int k = cell_number(c, lo + j, &dst[j * stride], &t, &tl);
+    if (k != MYR__NUM_OK)
+      skip_row(r, b, s, j, lo + j, num_reason(k, missing_reason), (uint32_t)col);
+  }
+}
+
+/* Parse rows [s->lo, s->hi) of b. Runs on any thread; touches only s. Rows first (CSV
+   problems, keys and their hashes), then the label and the features column by column:
+   a batch's columns are read front to back. */
 static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) {
   const size_t n_keys = r->opt->n_keys, p = r->p;
   myr__buf_reset(&s->keys);
@@ -308,24 +377,6 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
       at[3] = (unsigned char)(tl >> 24);
       memcpy(at + 4, t, tl);
     }
-    if (!bad) {
-      const char *t;
-      size_t tl;
-      int k = cell_number(&b->columns[r->label_col], i, &s->y[j], &t, &tl);
-      if (k != MYR__NUM_OK) {
-        bad = num_reason(k, MYR_SKIP_MISSING_LABEL) + 1;
-        s->bad_col[j] = (uint32_t)r->label_col;
-      }
-    }
-    for (size_t f = 0; f < p && !bad; f++) {
-      const char *t;
-      size_t tl;
-      int k = cell_number(&b->columns[r->feat_col[f]], i, &s->x[j * p + f], &t, &tl);
-      if (k != MYR__NUM_OK) {
-        bad = num_reason(k, MYR_SKIP_MISSING_FEATURE) + 1;
-        s->bad_col[j] = (uint32_t)r->feat_col[f];
-      }
-    }
     if (bad) {
       s->status[j] = (uint8_t)bad;
       s->keys.len = s->key_off[j]; /* drop a partial key */
@@ -333,64 +384,121 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
         describe_skip(r, b, i, bad - 1, s->bad_col[j], &s->ex[bad - 1]);
       continue;
     }
+    /* A row skipped below for its label or a feature keeps its (unused) encoding. */
     const unsigned char *enc = (const unsigned char *)s->keys.data + s->key_off[j];
-    s->hash[j] = myr__key_hash(enc, s->keys.len - s->key_off[j]);
+    s->hash[j] = myr__key_lookup_hash(enc, s->keys.len - s->key_off[j]);
   }
   s->key_off[s->hi - s->lo] = s->keys.len;
+  parse_numbers(r, b, s, r->label_col, s->ycol ? NULL : s->y, 1, MYR_SKIP_MISSING_LABEL);
+  for (size_t f = 0; f < p; f++)
+    parse_numbers(r, b, s, r->feat_col[f], s->fcol[f] ? NULL : s->x + f, p,
+                  MYR_SKIP_MISSING_FEATURE);
   s->rc = s->keys.failed ? MYR_ENOMEM : MYR_OK;
 }
 
-/* Merge parsed slices in row order: count skips, intern keys, append rows. */
-static int merge_slice(run *r, const myr__parse_slice *s, myr_error *err) {
-  const size_t p = r->p;
+/* Merge a parsed slice in row order: count skips, intern keys, and take its rows over
+   as a chunk (with a reference to kept, the batch, for the columns read in place). */
+static int merge_slice(run *r, myr__parse_slice *s, myr__kept *kept, myr_error *err) {
   myr_train_summary *sum = r->sum;
-  sum->rows_total += s->hi - s->lo;
-  for (size_t i = s->lo; i < s->hi; i++) {
-    size_t j = i - s->lo;
+  const size_t n = s->hi - s->lo;
+  sum->rows_total += n;
+  myr__row_chunk *c = myr__calloc(1, sizeof *c);
+  uint32_t *gid = myr__reallocarray(NULL, n ? n : 1, sizeof *gid);
+  const double **fcol = s->any_in_place ? myr__calloc(r->p, sizeof *fcol) : NULL;
+  if (!c || !gid || (s->any_in_place && !fcol)) {
+    myr__free(c);
+    myr__free(gid);
+    myr__free((void *)fcol);
+    return myr_error_set(err, MYR_ENOMEM, "out of memory holding %llu rows",
+                         (unsigned long long)r->n_used_rows);
+  }
+  size_t used = 0;
+  for (size_t j = 0; j < n; j++) {
     if (s->status[j]) {
       int reason = s->status[j] - 1;
       /* The first row of a reason in the first slice that has one is the first overall. */
       if (sum->skipped[reason]++ == 0)
         sum->skip_example[reason] = s->ex[reason];
+      gid[j] = MYR__NO_GROUP;
       continue;
     }
-    uint32_t gid;
     const unsigned char *enc = (const unsigned char *)s->keys.data + s->key_off[j];
-    MYR_RETURN_NOT_OK(myr__keytab_intern(&r->keys, enc, s->key_off[j + 1] - s->key_off[j],
-                                         s->hash[j], &gid, err));
-    if (!r->tail || r->tail->n == MYR__CHUNK_ROWS) {
-      myr__row_chunk *c = chunk_new(p);
-      if (!c)
-        return myr_error_set(err, MYR_ENOMEM, "out of memory holding %llu rows",
-                             (unsigned long long)r->n_used_rows);
-      if (r->tail)
-        r->tail->next = c;
-      else
-        r->head = c;
-      r->tail = c;
+    int rc = myr__keytab_intern(&r->keys, enc, s->key_off[j + 1] - s->key_off[j],
+                                s->hash[j], &gid[j], err);
+    if (rc != MYR_OK) {
+      myr__free(c);
+      myr__free(gid);
+      myr__free((void *)fcol);
+      return rc;
     }
-    myr__row_chunk *c = r->tail;
-    c->gid[c->n] = gid;
-    c->y[c->n] = s->y[j];
-    memcpy(c->x + c->n * p, s->x + j * p, p * sizeof(double));
-    c->n++;
-    r->n_used_rows++;
+    used++;
   }
+  if (used == 0) { /* nothing to keep: the slice keeps its arrays */
+    myr__free(c);
+    myr__free(gid);
+    myr__free((void *)fcol);
+    return MYR_OK;
+  }
+  int all_in_place = 1;
+  for (size_t f = 0; f < r->p; f++)
+    all_in_place &= s->fcol[f] != NULL;
+  c->n = n;
+  c->gid = gid;
+  c->ycol = s->ycol;
+  if (!s->ycol) {
+    c->y = s->y;
+    s->y = NULL;
+    s->y_cap = 0;
+  }
+  if (!all_in_place) {
+    c->x = s->x;
+    s->x = NULL;
+    s->x_cap = 0;
+  }
+  if (fcol) {
+    memcpy((void *)fcol, s->fcol, r->p * sizeof *fcol);
+    c->fcol = fcol;
+  }
+  if (s->ycol || fcol) {
+    c->kept = kept;
+    myr__kept_ref(kept);
+  }
+  if (r->tail)
+    r->tail->next = c;
+  else
+    r->head = c;
+  r->tail = c;
+  r->n_used_rows += used;
   return MYR_OK;
 }
 
-/* Split b's rows over the slices of set `set` and size their arrays; returns how many
-   slices are used (one for small batches). */
-static int prepare_slices(run *r, const myr__batch *b, myr__parse_slice *set,
-                          size_t *n_used, myr_error *err) {
+/* Split b, the source's current batch, over the slices of set k and size their
+   arrays; takes the batch's in-place columns (myr__source_keep) for the set; returns
+   how many slices are used (one for small batches). */
+static int prepare_slices(run *r, const myr__batch *b, int k, size_t *n_used,
+                          myr_error *err) {
+  myr__parse_slice *set = r->slices + (size_t)k * r->n_slices;
+  unsigned char *in_place = r->set_in_place[k];
+  myr__kept_release(r->set_kept[k]);
+  r->set_kept[k] = NULL;
+  MYR_RETURN_NOT_OK(myr__source_keep(r->src, in_place, &r->set_kept[k], err));
+  int y_in = in_place[r->label_col], x_all_in = 1, x_any_in = 0;
+  for (size_t f = 0; f < r->p; f++) {
+    x_all_in &= in_place[r->feat_col[f]] != 0;
+    x_any_in |= in_place[r->feat_col[f]] != 0;
+  }
   size_t n = b->n_rows >= 4096 ? r->n_slices : 1;
   size_t per = (b->n_rows + n - 1) / n;
   for (size_t t = 0; t < n; t++) {
     myr__parse_slice *s = &set[t];
     s->lo = t * per < b->n_rows ? t * per : b->n_rows;
     s->hi = s->lo + per < b->n_rows ? s->lo + per : b->n_rows;
-    if (!slice_reserve(s, s->hi - s->lo + 1, r->p))
+    if (!slice_reserve(s, s->hi - s->lo + 1, r->p, !y_in, !x_all_in))
       return myr_error_set(err, MYR_ENOMEM, "out of memory parsing rows");
+    s->ycol = y_in ? b->columns[r->label_col].f64 + s->lo : NULL;
+    for (size_t f = 0; f < r->p; f++)
+      s->fcol[f] = in_place[r->feat_col[f]] ? b->columns[r->feat_col[f]].f64 + s->lo : NULL;
+    s->any_in_place = x_any_in;
   }
   *n_used = n;
   return MYR_OK;
@@ -409,49 +517,71 @@ static int parse_task(void *ctx, size_t task, unsigned worker) {
   return MYR_OK;
 }
 
-static int merge_set(run *r, myr__parse_slice *set, size_t n, myr_error *err) {
-  for (size_t t = 0; t < n; t++) {
+/* Merge the n slices of set k; the set's reference to its batch is dropped after. */
+static int merge_set(run *r, int k, size_t n, myr_error *err) {
+  myr__parse_slice *set = r->slices + (size_t)k * r->n_slices;
+  int rc = MYR_OK;
+  for (size_t t = 0; t < n && rc == MYR_OK; t++) {
     if (set[t].rc != MYR_OK)
-      return myr_error_set(err, set[t].rc, "out of memory encoding keys");
-    MYR_RETURN_NOT_OK(merge_slice(r, &set[t], err));
+      rc = myr_error_set(err, set[t].rc, "out of memory encoding keys");
+    else
+      rc = merge_slice(r, &set[t], r->set_kept[k], err);
   }
-  return MYR_OK;
+  myr__kept_release(r->set_kept[k]);
+  r->set_kept[k] = NULL;
+  return rc;
 }
 
 int myr__ingest(run *r, myr_error *err) {
   const myr_train_options *o = r->opt;
-  myr__csv_options copt = {0};
-  copt.delimiter = o->delimiter;
-  MYR_RETURN_NOT_OK(myr__csv_open(o->input, &copt, &r->csv, err));
-  r->n_cols = myr__csv_n_columns(r->csv);
+  if (r->stream)
+    MYR_RETURN_NOT_OK(myr__source_open_stream(r->stream, r->input_name, &r->src, err));
+  else
+    MYR_RETURN_NOT_OK(myr__source_open_path(o->input, o->delimiter, &r->src, err));
+  r->n_cols = myr__source_n_columns(r->src);
   r->key_col = myr__calloc(o->n_keys, sizeof *r->key_col);
   if (!r->key_col)
     return myr_error_set(err, MYR_ENOMEM, "out of memory");
   char cols[512];
   for (size_t k = 0; k < o->n_keys; k++) {
-    if (!myr__csv_find(r->csv, o->keys[k], &r->key_col[k])) {
-      myr__csv_list(r->csv, cols, sizeof cols);
+    if (!myr__source_find(r->src, o->keys[k], &r->key_col[k])) {
+      myr__source_list(r->src, cols, sizeof cols);
       return myr_error_set(err, MYR_ENOTFOUND, "%s: no key column '%s' (columns: %s)",
-                           o->input, o->keys[k], cols);
+                           r->input_name, o->keys[k], cols);
     }
     for (size_t j = 0; j < k; j++)
       if (r->key_col[j] == r->key_col[k])
         return myr_error_set(err, MYR_EINVAL, "key column '%s' is listed twice", o->keys[k]);
   }
-  if (!myr__csv_find(r->csv, o->label, &r->label_col)) {
-    myr__csv_list(r->csv, cols, sizeof cols);
+  if (!myr__source_find(r->src, o->label, &r->label_col)) {
+    myr__source_list(r->src, cols, sizeof cols);
     return myr_error_set(err, MYR_ENOTFOUND, "%s: no label column '%s' (columns: %s)",
-                         o->input, o->label, cols);
+                         r->input_name, o->label, cols);
   }
   for (size_t k = 0; k < o->n_keys; k++)
     if (r->key_col[k] == r->label_col)
       return myr_error_set(err, MYR_EINVAL, "column '%s' is both a key and the label",
                            o->label);
 
+  /* Keys are read as text from the start (an Arrow key of numbers or dates becomes the
+     text a CSV holds); the other columns are probed for choose_features. */
+  unsigned char *want = myr__calloc(r->n_cols ? r->n_cols : 1, 1);
+  if (!want)
+    return myr_error_set(err, MYR_ENOMEM, "out of memory");
+  for (size_t c = 0; c < r->n_cols; c++)
+    want[c] = MYR__WANT_PROBE;
+  want[r->label_col] = MYR__WANT_VALUE;
+  for (size_t k = 0; k < o->n_keys; k++)
+    want[r->key_col[k]] = MYR__WANT_TEXT;
+  int src = myr__source_select(r->src, want, err);
+  myr__free(want);
+  MYR_RETURN_NOT_OK(src);
+
   const myr__batch *b = NULL;
-  MYR_RETURN_NOT_OK(myr__csv_next(r->csv, &b, err));
+  MYR_RETURN_NOT_OK(myr__source_next(r->src, &b, err));
   if (!b)
-    return myr_error_set(err, MYR_ENODATA, "%s: no data rows after the header", o->input);
+    return myr_error_set(err, MYR_ENODATA, "%s: no data rows%s", r->input_name,
+                         myr__source_is_text(r->src) ? " after the header" : "");
   MYR_RETURN_NOT_OK(choose_features(r, b, err));
 
   /* Two sets of slices: the pool parses batch k+1 into one while this thread merges
@@ -459,28 +589,31 @@ int myr__ingest(run *r, myr_error *err) {
      so the reader may move on as soon as a parse is done. */
   r->n_slices = myr__pool_size(r->pool);
   r->slices = myr__calloc(2 * r->n_slices, sizeof *r->slices);
-  int rc = r->slices ? MYR_OK : myr_error_set(err, MYR_ENOMEM, "out of memory");
+  r->set_in_place[0] = myr__calloc(r->n_cols ? r->n_cols : 1, 1);
+  r->set_in_place[1] = myr__calloc(r->n_cols ? r->n_cols : 1, 1);
+  int rc = r->slices && r->set_in_place[0] && r->set_in_place[1]
+               ? MYR_OK
+               : myr_error_set(err, MYR_ENOMEM, "out of memory");
   myr_progress pr = {0};
   pr.phase = 1;
-  pr.bytes_total = myr__csv_bytes_total(r->csv);
+  pr.bytes_total = myr__source_bytes_total(r->src);
   double t0 = myr__now(), last = 0;
   int cur = 0;
   size_t n_cur = 0;
   parse_job job = {r, b, r->slices};
-  if (rc == MYR_OK && (rc = prepare_slices(r, b, r->slices, &n_cur, err)) == MYR_OK)
+  if (rc == MYR_OK && (rc = prepare_slices(r, b, 0, &n_cur, err)) == MYR_OK)
     myr__pool_run(r->pool, n_cur, parse_task, &job);
   while (rc == MYR_OK) {
-    myr__parse_slice *done_set = r->slices + (size_t)cur * r->n_slices;
+    int done_set = cur;
     size_t n_done = n_cur;
-    pr.bytes_done = myr__csv_bytes_read(r->csv);
-    rc = myr__csv_next(r->csv, &b, err);
+    pr.bytes_done = myr__source_bytes_read(r->src);
+    rc = myr__source_next(r->src, &b, err);
     int parsing = 0;
     if (rc == MYR_OK && b) {
-      myr__parse_slice *next_set = r->slices + (size_t)(1 - cur) * r->n_slices;
-      rc = prepare_slices(r, b, next_set, &n_cur, err);
+      rc = prepare_slices(r, b, 1 - cur, &n_cur, err);
       if (rc == MYR_OK) {
         job.b = b;
-        job.set = next_set;
+        job.set = r->slices + (size_t)(1 - cur) * r->n_slices;
         myr__pool_start(r->pool, n_cur, parse_task, &job);
         parsing = 1;
       }
@@ -491,7 +624,7 @@ int myr__ingest(run *r, myr_error *err) {
     if (rc == MYR_OK)
       rc = mrc;
     if (rc == MYR_OK && o->cancel && *o->cancel) {
-      rc = myr_error_set(err, MYR_ECANCELED, "canceled while reading %s", o->input);
+      rc = myr_error_set(err, MYR_ECANCELED, "canceled while reading %s", r->input_name);
       break;
     }
     if (rc != MYR_OK || !b)
@@ -501,7 +634,7 @@ int myr__ingest(run *r, myr_error *err) {
     myr__report(r, &pr, &last, t0, 0);
   }
   if (rc == MYR_OK) {
-    pr.bytes_done = myr__csv_bytes_read(r->csv);
+    pr.bytes_done = myr__source_bytes_read(r->src);
     pr.rows_done = r->sum->rows_total;
     myr__report(r, &pr, &last, t0, 1);
   }
@@ -516,15 +649,77 @@ static int cmp_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+#define GROUP_WINDOW_ROWS ((size_t)4 << 20) /* chunk rows scattered between frees */
+#define GROUP_MAX_POSITIONS ((size_t)1 << 24) /* per-task positions (128 MiB) */
+
+/* A window of chunks scattered by n_tasks tasks, each over a run of whole chunks: task
+   t's rows of group g go to pos[t * n_groups + g] onwards, after the rows of g in the
+   tasks before it (a per-task counting sort; every row is read once). */
+typedef struct group_job {
+  run *r;
+  myr__row_chunk **chunk;      /* the window's chunks, in input order */
+  size_t *first;               /* n_tasks + 1: task t has chunks [first[t], first[t+1]) */
+  uint64_t *pos;               /* n_tasks * n_groups counts, then destination rows */
+  int scatter;                 /* 0: count, 1: scatter */
+} group_job;
+
+static void scatter_row(run *r, const myr__row_chunk *c, size_t i, uint64_t dst) {
+  const size_t p = r->p;
+  r->y[dst] = c->ycol ? c->ycol[i] : c->y[i];
+  double *to = r->x + dst * p;
+  if (!c->fcol) {
+    memcpy(to, c->x + i * p, p * sizeof *to);
+    return;
+  }
+  for (size_t f = 0; f < p; f++)
+    to[f] = c->fcol[f] ? c->fcol[f][i] : c->x[i * p + f];
+}
+
+static int group_task(void *ctx, size_t t, unsigned worker) {
+  group_job *job = ctx;
+  run *r = job->r;
+  uint64_t *pos = job->pos + t * r->keys.n;
+  (void)worker;
+  if (!job->scatter)
+    memset(pos, 0, r->keys.n * sizeof *pos);
+  for (size_t k = job->first[t]; k < job->first[t + 1]; k++) {
+    const myr__row_chunk *c = job->chunk[k];
+    for (size_t i = 0; i < c->n; i++) {
+      uint32_t g = c->gid[i];
+      if (g == MYR__NO_GROUP)
+        continue;
+      if (job->scatter)
+        scatter_row(r, c, i, pos[g]++);
+      else
+        pos[g]++;
+    }
+  }
+  return MYR_OK;
+}
+
 int myr__group_rows(run *r, myr_error *err) {
-  size_t g_n = r->keys.n, p = r->p;
+  size_t g_n = r->keys.n;
+  /* Two tasks per thread (tasks are claimed first come, first served), as far as their
+     positions (n_tasks * g_n) stay within GROUP_MAX_POSITIONS. */
+  size_t n_tasks = myr__pool_size(r->pool) > 1 ? 2 * (size_t)myr__pool_size(r->pool) : 1;
+  if (n_tasks > 1 && n_tasks * g_n > GROUP_MAX_POSITIONS)
+    n_tasks = g_n < GROUP_MAX_POSITIONS / 2 ? GROUP_MAX_POSITIONS / g_n : 1;
+  size_t max_chunks = 0;
+  for (myr__row_chunk *c = r->head; c; c = c->next)
+    max_chunks++;
   r->offset = myr__calloc(g_n + 1, sizeof *r->offset);
   r->order = myr__calloc(g_n, sizeof *r->order);
   uint64_t *fill = myr__calloc(g_n, sizeof *fill);
-  r->x = myr__reallocarray(NULL, r->n_used_rows * p, sizeof *r->x);
+  uint64_t *pos = myr__reallocarray(NULL, n_tasks * g_n, sizeof *pos);
+  myr__row_chunk **chunk = myr__calloc(max_chunks + 1, sizeof *chunk);
+  size_t *first = myr__calloc(n_tasks + 1, sizeof *first);
+  r->x = myr__reallocarray(NULL, r->n_used_rows * r->p, sizeof *r->x);
   r->y = myr__reallocarray(NULL, r->n_used_rows, sizeof *r->y);
-  if (!r->offset || !r->order || !fill || !r->x || !r->y) {
+  if (!r->offset || !r->order || !fill || !pos || !chunk || !first || !r->x || !r->y) {
     myr__free(fill);
+    myr__free(pos);
+    myr__free(chunk);
+    myr__free(first);
     return myr_error_set(err, MYR_ENOMEM, "out of memory grouping %llu rows into %zu groups",
                          (unsigned long long)r->n_used_rows, g_n);
   }
@@ -532,18 +727,49 @@ int myr__group_rows(run *r, myr_error *err) {
     r->offset[g + 1] = r->offset[g] + r->keys.count[g];
     fill[g] = r->offset[g];
   }
+  group_job job = {r, chunk, first, pos, 0};
   while (r->head) {
-    myr__row_chunk *c = r->head;
-    for (size_t i = 0; i < c->n; i++) {
-      uint64_t dst = fill[c->gid[i]]++;
-      r->y[dst] = c->y[i];
-      memcpy(r->x + dst * p, c->x + i * p, p * sizeof(double));
+    size_t n_chunks = 0, rows = 0;
+    for (myr__row_chunk *c = r->head; c && rows < GROUP_WINDOW_ROWS; c = c->next) {
+      chunk[n_chunks++] = c;
+      rows += c->n;
     }
-    r->head = c->next;
-    myr__free(c);
+    /* task t: the chunks starting in its share of the window's rows */
+    for (size_t t = 0, k = 0, seen = 0; t <= n_tasks; t++) {
+      size_t at = rows * t / n_tasks;
+      while (k < n_chunks && seen < at)
+        seen += chunk[k++]->n;
+      first[t] = t == n_tasks ? n_chunks : k;
+    }
+    job.scatter = 0;
+    if (n_tasks > 1)
+      myr__pool_run(r->pool, n_tasks, group_task, &job);
+    else
+      group_task(&job, 0, 0);
+    for (size_t g = 0; g < g_n; g++) { /* counts -> first destination row per task */
+      uint64_t at = fill[g];
+      for (size_t t = 0; t < n_tasks; t++) {
+        uint64_t n = pos[t * g_n + g];
+        pos[t * g_n + g] = at;
+        at += n;
+      }
+      fill[g] = at;
+    }
+    job.scatter = 1;
+    if (n_tasks > 1)
+      myr__pool_run(r->pool, n_tasks, group_task, &job);
+    else
+      group_task(&job, 0, 0);
+    for (size_t k = 0; k < n_chunks; k++) {
+      r->head = chunk[k]->next;
+      chunk_free(chunk[k]);
+    }
   }
   r->tail = NULL;
   myr__free(fill);
+  myr__free(pos);
+  myr__free(chunk);
+  myr__free(first);
   uint64_t *packed = myr__calloc(g_n, sizeof *packed);
   if (!packed)
     return myr_error_set(err, MYR_ENOMEM, "out of memory ordering %zu groups", g_n);
@@ -561,7 +787,7 @@ void myr__ingest_free(run *r) {
   while (r->head) {
     myr__row_chunk *c = r->head;
     r->head = c->next;
-    myr__free(c);
+    chunk_free(c);
   }
   r->tail = NULL;
   if (r->slices)
@@ -569,6 +795,12 @@ void myr__ingest_free(run *r) {
       slice_free(&r->slices[t]);
   myr__free(r->slices);
   r->slices = NULL;
+  for (int k = 0; k < 2; k++) {
+    myr__kept_release(r->set_kept[k]);
+    r->set_kept[k] = NULL;
+    myr__free(r->set_in_place[k]);
+    r->set_in_place[k] = NULL;
+  }
   myr__free(r->offset);
   myr__free(r->order);
   myr__free(r->x);
@@ -577,6 +809,6 @@ void myr__ingest_free(run *r) {
   myr__free(r->key_col);
   myr__free(r->feat_col);
   myr__free(r->feat_name);
-  myr__csv_close(r->csv);
-  r->csv = NULL;
+  myr__source_close(r->src);
+  r->src = NULL;
 }

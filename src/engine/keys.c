@@ -16,6 +16,7 @@ void myr__keytab_init(myr__keytab *kt) { memset(kt, 0, sizeof *kt); }
 void myr__keytab_free(myr__keytab *kt) {
   myr__free(kt->slots);
   myr__free(kt->hash);
+  myr__free(kt->lhash);
   myr__free(kt->key_off);
   myr__free(kt->count);
   myr__free(kt->bytes);
@@ -26,13 +27,32 @@ uint64_t myr__key_hash(const unsigned char *enc, size_t len) {
   return myr__hash64(enc, len, MYR__KEY_HASH_SEED);
 }
 
+/* Eight bytes at a time, multiply and fold; the finalizer spreads every input bit into
+   the low bits that index the slots. */
+uint64_t myr__key_lookup_hash(const unsigned char *enc, size_t len) {
+  uint64_t h = (uint64_t)len * 0x9e3779b97f4a7c15ULL, w;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    memcpy(&w, enc + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  if (i < len) {
+    w = 0;
+    memcpy(&w, enc + i, len - i);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  return myr__mix64(h);
+}
+
 static int grow_slots(myr__keytab *kt) {
   size_t cap = kt->cap ? kt->cap * 2 : 1024;
   uint32_t *slots = myr__calloc(cap, sizeof *slots);
   if (!slots)
     return 0;
   for (size_t g = 0; g < kt->n; g++) {
-    size_t i = (size_t)kt->hash[g] & (cap - 1);
+    size_t i = (size_t)kt->lhash[g] & (cap - 1);
     while (slots[i])
       i = (i + 1) & (cap - 1);
     slots[i] = (uint32_t)g + 1;
@@ -49,6 +69,10 @@ static int grow_entries(myr__keytab *kt) {
   if (!h)
     return 0;
   kt->hash = h;
+  uint64_t *lh = myr__reallocarray(kt->lhash, n, sizeof *lh);
+  if (!lh)
+    return 0;
+  kt->lhash = lh;
   uint32_t *c = myr__reallocarray(kt->count, n, sizeof *c);
   if (!c)
     return 0;
@@ -63,6 +87,24 @@ static int grow_entries(myr__keytab *kt) {
   return 1;
 }
 
+int myr__keytab_find(const myr__keytab *kt, const unsigned char *enc, size_t len,
+                     uint64_t hash, uint32_t *gid_out) {
+  if (!kt->cap)
+    return 0;
+  size_t i = (size_t)hash & (kt->cap - 1);
+  uint32_t s;
+  while ((s = kt->slots[i]) != 0) {
+    uint32_t g = s - 1;
+    if (kt->lhash[g] == hash && kt->key_off[g + 1] - kt->key_off[g] == len &&
+        memcmp(kt->bytes + kt->key_off[g], enc, len) == 0) {
+      *gid_out = g;
+      return 1;
+    }
+    i = (i + 1) & (kt->cap - 1);
+  }
+  return 0;
+}
+
 int myr__keytab_intern(myr__keytab *kt, const unsigned char *enc, size_t len,
                        uint64_t hash, uint32_t *gid_out, myr_error *err) {
   if (kt->cap) {
@@ -70,7 +112,7 @@ int myr__keytab_intern(myr__keytab *kt, const unsigned char *enc, size_t len,
     uint32_t s;
     while ((s = kt->slots[i]) != 0) {
       uint32_t g = s - 1;
-      if (kt->hash[g] == hash && kt->key_off[g + 1] - kt->key_off[g] == len &&
+      if (kt->lhash[g] == hash && kt->key_off[g + 1] - kt->key_off[g] == len &&
           memcmp(kt->bytes + kt->key_off[g], enc, len) == 0) {
         kt->count[g]++;
         *gid_out = g;
@@ -98,7 +140,8 @@ int myr__keytab_intern(myr__keytab *kt, const unsigned char *enc, size_t len,
   uint32_t g = (uint32_t)kt->n;
   memcpy(kt->bytes + kt->bytes_len, enc, len);
   kt->bytes_len += len;
-  kt->hash[g] = hash;
+  kt->hash[g] = myr__key_hash(enc, len);
+  kt->lhash[g] = hash;
   kt->count[g] = 1;
   kt->key_off[g + 1] = kt->bytes_len;
   size_t i = (size_t)hash & (kt->cap - 1);

@@ -4,8 +4,9 @@
  * canonically as, per column, a u32 little-endian byte length followed by the UTF-8 bytes
  * (integers are written in decimal first, so 42 from Arrow and "42" from CSV are the same
  * key). Equal tuples get equal encodings, so grouping compares encodings byte for byte.
- * The stable key hash is myr__hash64 of the encoding; group ids are dense, in order of
- * first appearance, which makes every later step deterministic.
+ * The stable key hash is myr__hash64 of the encoding, computed once per distinct key; rows
+ * are looked up by a cheaper hash that is never stored (myr__key_lookup_hash). Group ids
+ * are dense, in order of first appearance, which makes every later step deterministic.
  */
 #ifndef MYRIAD_ENGINE_KEYS_H
 #define MYRIAD_ENGINE_KEYS_H
@@ -22,7 +23,8 @@ typedef struct myr__keytab {
   size_t cap;           /* slots */
   size_t n;             /* distinct keys (= next gid) */
   size_t n_alloc;       /* entries allocated in hash/key_off/count */
-  uint64_t *hash;       /* per gid: stable key hash */
+  uint64_t *hash;       /* per gid: stable key hash (myr__key_hash) */
+  uint64_t *lhash;      /* per gid: the hash it was interned with (lookup only) */
   uint64_t *key_off;    /* per gid: offset of its encoding in bytes; n + 1 entries */
   uint32_t *count;      /* per gid: rows seen */
   unsigned char *bytes; /* concatenated encodings */
@@ -33,11 +35,19 @@ typedef struct myr__keytab {
 void myr__keytab_init(myr__keytab *kt);
 void myr__keytab_free(myr__keytab *kt);
 
-/* Key hash of an encoding. */
+/* Key hash of an encoding: stable (stored, seeds models). */
 uint64_t myr__key_hash(const unsigned char *enc, size_t len);
-/* Find enc or add it as a new group; *gid_out is its id. */
+/* A cheaper hash of an encoding to find it in a table; not stable across releases. */
+uint64_t myr__key_lookup_hash(const unsigned char *enc, size_t len);
+/* Find enc or add it as a new group; *gid_out is its id. hash is enc's hash by one
+   function for every call on kt (myr__key_lookup_hash); a new group's stable hash is
+   computed here. */
 int myr__keytab_intern(myr__keytab *kt, const unsigned char *enc, size_t len,
                        uint64_t hash, uint32_t *gid_out, myr_error *err);
+/* Find enc (hash as for intern) without adding it (counts unchanged); 1 and *gid_out
+   when present, else 0. */
+int myr__keytab_find(const myr__keytab *kt, const unsigned char *enc, size_t len,
+                     uint64_t hash, uint32_t *gid_out);
 /* The encoding of group gid. */
 static inline const unsigned char *myr__keytab_key(const myr__keytab *kt, uint32_t gid,
                                                    size_t *len_out) {

@@ -25,6 +25,11 @@
  * The spec JSON is parsed with plain jansson: its allocator is process-global, so routing
  * it through our hook would race other users; those few small allocations bypass
  * myr_set_allocator.
+ * Models may instead come from a table (opt->models, e.g. myr_train's results): it is
+ * read whole up front into a key table of blobs; its distinct feature lists play the
+ * part of runs. The input is any io/source.h source. Predictions are formatted as CSV
+ * lines in step 3 when a CSV is written, and appended to an Arrow builder in step 4
+ * (in order, on the calling thread) when an Arrow file or stream is wanted.
  */
 #include "myriad/predict.h"
 
@@ -44,14 +49,16 @@
 #include "core/pool.h"
 #include "core/text.h"
 #include "engine/keys.h"
-#include "io/csv.h"
+#include "io/arrow.h"
 #include "io/number.h"
+#include "io/source.h"
 #include "myriad/blob.h"
 #include "myriad/store.h"
 #include "store/blob.h"
 
 #define MAX_KEYS 16    /* as myr_train */
 #define DETAIL_MAX 160 /* sizeof first_missed_detail[0] */
+#define OUT_BATCH_ROWS 65536 /* rows per Arrow output batch */
 
 static const char *const miss_names[MYR_MISS__COUNT] = {"no_model",    "bad_row",
                                                         "missing_key", "missing_feature",
@@ -63,7 +70,7 @@ const char *myr_predict_miss_name(int reason) {
 
 /* A published run: how to find its features in the input. */
 typedef struct prun {
-  int64_t run_id;
+  int64_t run_id;       /* store run; models table: 0 */
   size_t p;             /* features */
   size_t *col;          /* p input column indexes */
   uint64_t schema_hash; /* myr_feature_schema_hash of its feature names */
@@ -90,7 +97,7 @@ typedef struct pslice {
   size_t cap;        /* rows the arrays hold */
   uint8_t *status;   /* 0 = fine so far, else a myr_predict_miss + 1 */
   uint32_t *bad_col; /* input column at fault (missing key, bad feature ...) */
-  uint64_t *hash;    /* key hashes */
+  uint64_t *hash;    /* key lookup hashes */
   size_t *key_off;   /* start of each row's key encoding in keys; rows + 1 entries */
   uint32_t *gid;     /* key table id per row with a usable key */
   uint8_t *key_ok;   /* per row: its key cells can be printed */
@@ -113,8 +120,10 @@ typedef struct pctx {
   myr_predict_summary *sum;
   myr_store *store;
   size_t n_keys;                /* store key columns */
-  const char *const *key_names; /* the store's, valid until it is closed */
-  myr__csv *csv;
+  const char *const *key_names; /* the store's (valid until it is closed) or mkey_names */
+  const char *in_name;          /* the input, for messages */
+  const char *models_name;      /* the store path or "models table", for messages */
+  myr__source *src;
   size_t n_cols;            /* input columns */
   size_t key_col[MAX_KEYS]; /* input column of each key */
   prun *runs;               /* published runs */
@@ -132,7 +141,46 @@ typedef struct pctx {
   size_t n_slices;
   FILE *out;
   char *tmp_path; /* "<out>.tmp" while writing, NULL for stdout/direct */
+  int out_format; /* MYR_PREDICT_OUT_* of opt->out resolved, 0 without a file */
+  int want_csv;   /* step 3 formats CSV lines */
+
+  /* Arrow output (an Arrow file and/or opt->predictions) */
+  myr__arrow_builder *ab;  /* rows not yet in a batch */
+  myr__arrow_list *alist;  /* batches for opt->predictions */
+  myr__ipc_writer *w;      /* Arrow file output */
+  myr__buf probs;          /* one row's probabilities text */
+
+  struct ArrowArrayStream in; /* opt->stream, moved here (released when opened) */
+  struct ArrowArrayStream mt; /* opt->models, moved here */
+
+  /* models table (opt->models) */
+  char **mkey_names;       /* n_keys owned names */
+  myr__keytab mkeys;       /* keys of the rows with a model */
+  uint64_t *mblob_off;     /* per mkeys id: offset of its blob in mblobs */
+  size_t *mblob_len;
+  uint32_t *mspec;         /* per mkeys id: index in mspecs */
+  size_t mcap;             /* entries of mblob_off, mblob_len, mspec */
+  myr__buf mblobs;         /* blobs back to back */
+  struct mspec *mspecs;    /* distinct feature lists (become runs, same index) */
+  size_t n_mspecs, mspecs_cap;
 } pctx;
+
+/* A feature list of the models table: given by its features column, or (without one)
+   a blob header's feature count and schema hash to find among the input's columns. */
+typedef struct mspec {
+  char *features;       /* JSON array of names; NULL: inferred */
+  uint32_t n_features;  /* inferred: from the blob header */
+  uint64_t schema_hash; /* inferred: from the blob header */
+} mspec;
+
+/* "run 12" or "the models table", for messages. */
+static const char *run_label(const pctx *c, const prun *r, char *buf, size_t cap) {
+  if (c->opt->models)
+    snprintf(buf, cap, "the models table");
+  else
+    snprintf(buf, cap, "run %lld", (long long)r->run_id);
+  return buf;
+}
 
 /* ------------------------------------------------------------------ input columns */
 
@@ -140,23 +188,24 @@ static int resolve_keys(pctx *c, myr_error *err) {
   const char *missing[MAX_KEYS];
   size_t n_missing = 0;
   for (size_t k = 0; k < c->n_keys; k++)
-    if (!myr__csv_find(c->csv, c->key_names[k], &c->key_col[k]))
+    if (!myr__source_find(c->src, c->key_names[k], &c->key_col[k]))
       missing[n_missing++] = c->key_names[k];
   if (n_missing) {
     char miss[256], cols[512];
     myr__join_names(miss, sizeof miss, missing, n_missing);
-    myr__csv_list(c->csv, cols, sizeof cols);
+    myr__source_list(c->src, cols, sizeof cols);
     return myr_error_set(
-        err, MYR_ENOTFOUND, "%s: no key column%s %s of store %s (input columns: %s)",
-        c->opt->input, n_missing > 1 ? "s" : "", miss, c->opt->store, cols);
+        err, MYR_ENOTFOUND, "%s: no key column%s %s of %s%s (input columns: %s)",
+        c->in_name, n_missing > 1 ? "s" : "", miss, c->opt->models ? "" : "store ",
+        c->models_name, cols);
   }
   static const char *const ours[] = {"row", "prediction", "probabilities", "reason"};
   for (size_t k = 0; k < c->n_keys; k++)
     for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
       if (strcmp(c->key_names[k], ours[i]) == 0)
         return myr_error_set(err, MYR_EUNSUPPORTED,
-                             "store %s: key column '%s' has the name of an output column",
-                             c->opt->store, ours[i]);
+                             "%s: key column '%s' has the name of an output column",
+                             c->models_name, ours[i]);
   return MYR_OK;
 }
 
@@ -167,27 +216,25 @@ typedef struct runs_load {
   myr_error *err;
 } runs_load;
 
-/* Resolve one run's spec against the input header. A spec we cannot use is not an error
-   of the command: the run's keys get model_error with run->problem. */
-static int resolve_run(pctx *c, prun *r, const char *spec_json, myr_error *err) {
-  json_error_t jerr;
-  json_t *root = json_loads(spec_json, 0, &jerr);
-  json_t *feats = root ? json_object_get(root, "features") : NULL;
+/* Resolve a run's features (a JSON array of names) against the input's columns. A list
+   we cannot use is not an error of the command: the run's keys get model_error with
+   run->problem. */
+static int resolve_features(pctx *c, prun *r, json_t *feats, myr_error *err) {
   size_t p = feats && json_is_array(feats) ? json_array_size(feats) : 0;
   const char **names = NULL;
-  char msg[512];
+  char msg[512], label[64];
   int rc = MYR_OK;
   msg[0] = '\0';
+  run_label(c, r, label, sizeof label);
   if (!feats || !json_is_array(feats) || p == 0) {
-    snprintf(msg, sizeof msg, "run %lld: its spec lists no features",
-             (long long)r->run_id);
+    snprintf(msg, sizeof msg, "%s: %s lists no features", label,
+             c->opt->models ? "its features column" : "its spec");
     goto done;
   }
   names = myr__calloc(p, sizeof *names);
   r->col = myr__calloc(p, sizeof *r->col);
   if (!names || !r->col) {
-    rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading run %lld",
-                       (long long)r->run_id);
+    rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading %s", label);
     goto done;
   }
   r->p = p;
@@ -196,11 +243,10 @@ static int resolve_run(pctx *c, prun *r, const char *spec_json, myr_error *err) 
   for (size_t f = 0; f < p; f++) {
     names[f] = json_string_value(json_array_get(feats, f));
     if (!names[f]) {
-      snprintf(msg, sizeof msg, "run %lld: its spec has a feature that is not a string",
-               (long long)r->run_id);
+      snprintf(msg, sizeof msg, "%s: a feature name is not a string", label);
       goto done;
     }
-    if (!myr__csv_find(c->csv, names[f], &r->col[f])) {
+    if (!myr__source_find(c->src, names[f], &r->col[f])) {
       if (n_missing < sizeof missing / sizeof missing[0])
         missing[n_missing] = names[f];
       n_missing++;
@@ -210,9 +256,8 @@ static int resolve_run(pctx *c, prun *r, const char *spec_json, myr_error *err) 
     char miss[256];
     size_t shown = n_missing < 8 ? n_missing : 8;
     myr__join_names(miss, sizeof miss, missing, shown);
-    snprintf(msg, sizeof msg, "run %lld needs feature column%s %s%s, not in %s",
-             (long long)r->run_id, n_missing > 1 ? "s" : "", miss,
-             n_missing > shown ? ", ..." : "", c->opt->input);
+    snprintf(msg, sizeof msg, "%s needs feature column%s %s%s, not in %s", label,
+             n_missing > 1 ? "s" : "", miss, n_missing > shown ? ", ..." : "", c->in_name);
     goto done;
   }
   r->schema_hash = myr_feature_schema_hash(names, p);
@@ -220,12 +265,19 @@ done:
   if (rc == MYR_OK && msg[0]) {
     r->problem = myr__strdup(msg);
     if (!r->problem)
-      rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading run %lld",
-                         (long long)r->run_id);
+      rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading %s", label);
   }
   if (rc == MYR_OK && !r->problem && p > c->max_p)
     c->max_p = p;
   myr__free(names);
+  return rc;
+}
+
+/* Resolve one store run's spec against the input's columns. */
+static int resolve_run(pctx *c, prun *r, const char *spec_json, myr_error *err) {
+  json_error_t jerr;
+  json_t *root = json_loads(spec_json, 0, &jerr);
+  int rc = resolve_features(c, r, root ? json_object_get(root, "features") : NULL, err);
   json_decref(root);
   return rc;
 }
@@ -265,31 +317,123 @@ static int read_runs(pctx *c, myr_error *err) {
   return myr_store_runs(c->store, on_run, &l, err);
 }
 
+/* Find, among the input's non-key columns in order (all of them, or all but one), the
+   feature list whose schema hash the models of spec m carry. */
+static int infer_features(pctx *c, prun *r, const mspec *m, myr_error *err) {
+  size_t n = 0, p = m->n_features;
+  const char **names = myr__calloc(c->n_cols + 1, sizeof *names);
+  size_t *cols = myr__calloc(c->n_cols + 1, sizeof *cols);
+  const char **cand = myr__calloc(c->n_cols + 1, sizeof *cand);
+  size_t *ccol = myr__calloc(c->n_cols + 1, sizeof *ccol);
+  int rc = MYR_OK, found = 0;
+  if (!names || !cols || !cand || !ccol) {
+    rc = myr_error_set(err, MYR_ENOMEM, "out of memory matching features");
+    goto done;
+  }
+  for (size_t j = 0; j < c->n_cols; j++) {
+    int key = 0;
+    for (size_t k = 0; k < c->n_keys; k++)
+      key |= c->key_col[k] == j;
+    if (!key) {
+      names[n] = myr__source_column_name(c->src, j);
+      cols[n++] = j;
+    }
+  }
+  /* drop = n: keep every column; else leave column `drop` out */
+  for (size_t drop = n + 1; drop-- > 0 && !found && p > 0;) {
+    if ((drop == n ? n : n - 1) != p)
+      continue;
+    size_t q = 0;
+    for (size_t j = 0; j < n; j++)
+      if (j != drop) {
+        cand[q] = names[j];
+        ccol[q++] = cols[j];
+      }
+    if (myr_feature_schema_hash(cand, q) == m->schema_hash)
+      found = 1;
+  }
+  if (found) {
+    r->col = myr__calloc(p, sizeof *r->col);
+    if (!r->col) {
+      rc = myr_error_set(err, MYR_ENOMEM, "out of memory matching features");
+      goto done;
+    }
+    memcpy(r->col, ccol, p * sizeof *r->col);
+    r->p = p;
+    r->schema_hash = m->schema_hash;
+    if (p > c->max_p)
+      c->max_p = p;
+  } else {
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "the models table has no features column, and no %u of the %zu non-key "
+             "columns of %s are the features of its models (schema hash %016llx)",
+             m->n_features, n, c->in_name, (unsigned long long)m->schema_hash);
+    if (!(r->problem = myr__strdup(msg)))
+      rc = myr_error_set(err, MYR_ENOMEM, "out of memory matching features");
+  }
+done:
+  myr__free(names);
+  myr__free(cols);
+  myr__free(cand);
+  myr__free(ccol);
+  return rc;
+}
+
+/* Models table: one run per distinct feature list (same index as c->mspecs). */
+static int table_runs(pctx *c, myr_error *err) {
+  if (c->n_mspecs == 0)
+    return MYR_OK;
+  c->runs = myr__calloc(c->n_mspecs, sizeof *c->runs);
+  if (!c->runs)
+    return myr_error_set(err, MYR_ENOMEM, "out of memory");
+  c->runs_cap = c->n_mspecs;
+  for (size_t i = 0; i < c->n_mspecs; i++) {
+    prun *r = &c->runs[c->n_runs++];
+    const mspec *m = &c->mspecs[i];
+    if (!m->features) {
+      MYR_RETURN_NOT_OK(infer_features(c, r, m, err));
+      continue;
+    }
+    json_error_t jerr;
+    json_t *feats = json_loads(m->features, JSON_DECODE_ANY, &jerr);
+    int rc = resolve_features(c, r, feats, err);
+    json_decref(feats);
+    MYR_RETURN_NOT_OK(rc);
+  }
+  return MYR_OK;
+}
+
 static int load_runs(pctx *c, myr_error *err) {
-  MYR_RETURN_NOT_OK(read_runs(c, err));
+  if (c->opt->models)
+    MYR_RETURN_NOT_OK(table_runs(c, err));
+  else
+    MYR_RETURN_NOT_OK(read_runs(c, err));
   if (c->n_runs == 0)
-    return myr_error_set(err, MYR_ENODATA, "store %s has no published run",
-                         c->opt->store);
+    return c->opt->models
+               ? myr_error_set(err, MYR_ENODATA, "the models table has no models")
+               : myr_error_set(err, MYR_ENODATA, "store %s has no published run",
+                               c->opt->store);
   for (size_t i = 0; i < c->n_runs; i++)
     if (!c->runs[i].problem)
       return MYR_OK;
   /* Nothing could be scored: say why for the newest run (runs come newest first). */
   return myr_error_set(err, MYR_ENOTFOUND, "no model in %s can score %s: %s",
-                       c->opt->store, c->opt->input, c->runs[0].problem);
+                       c->models_name, c->in_name, c->runs[0].problem);
 }
 
 static int select_columns(pctx *c, myr_error *err) {
-  unsigned char *want = myr__calloc(c->n_cols, 1);
+  unsigned char *want = myr__calloc(c->n_cols ? c->n_cols : 1, 1);
   if (!want)
     return myr_error_set(err, MYR_ENOMEM, "out of memory");
-  for (size_t k = 0; k < c->n_keys; k++)
-    want[c->key_col[k]] = 1;
   for (size_t i = 0; i < c->n_runs; i++)
     if (!c->runs[i].problem)
       for (size_t f = 0; f < c->runs[i].p; f++)
-        want[c->runs[i].col[f]] = 1;
+        want[c->runs[i].col[f]] = MYR__WANT_VALUE;
+  for (size_t k = 0; k < c->n_keys; k++)
+    want[c->key_col[k]] = MYR__WANT_TEXT;
   c->want = want; /* from now on, runs are checked against it */
-  return myr__csv_select(c->csv, want, err);
+  return myr__source_select(c->src, want, err);
 }
 
 /* ------------------------------------------------------------------ models */
@@ -332,6 +476,8 @@ static int key_failed(lookup *l, const char *fmt, ...) {
   return MYR_OK;
 }
 
+static int use_blob(lookup *l, const prun *run, const unsigned char *blob, size_t len);
+
 static int on_model(void *ud, const myr_model_record *rec) {
   lookup *l = ud;
   pctx *c = l->c;
@@ -348,6 +494,15 @@ static int on_model(void *ud, const myr_model_record *rec) {
     l->unknown_run = rec->run_id;
     return 0;
   }
+  return use_blob(l, run, rec->blob, rec->blob_len);
+}
+
+/* Decode a key's blob, trained by run (an entry of c->runs, index l->k->run). */
+static int use_blob(lookup *l, const prun *run, const unsigned char *blob, size_t len) {
+  pctx *c = l->c;
+  pkey *k = l->k;
+  char label[64];
+  run_label(c, run, label, sizeof label);
   if (run->problem) {
     k->state = KEY_ERROR;
     k->message = run->problem;
@@ -360,24 +515,21 @@ static int on_model(void *ud, const myr_model_record *rec) {
   myr_error e = {0};
   /* Families decode into scratch and keep no pointer into the blob, which lives only
      until this callback returns. */
-  int rc = myr__blob_decode(c->opt->registry, rec->blob, rec->blob_len, &scratch, &f,
-                            &model, &view, &e);
+  int rc = myr__blob_decode(c->opt->registry, blob, len, &scratch, &f, &model, &view, &e);
   if (rc == MYR_ENOMEM)
     return myr_error_set(l->err, MYR_ENOMEM, "out of memory decoding the model of key %s",
                          l->key_text);
   if (rc != MYR_OK)
-    return key_failed(l, "run %lld: %s", (long long)rec->run_id, e.message);
+    return key_failed(l, "%s: %s", label, e.message);
   if (view.n_features != run->p || view.schema_hash != run->schema_hash)
     return key_failed(l,
-                      "run %lld: the model's feature schema (%u features, hash %016llx) "
+                      "%s: the model's feature schema (%u features, hash %016llx) "
                       "does not match its run's features (%zu, hash %016llx)",
-                      (long long)rec->run_id, view.n_features,
-                      (unsigned long long)view.schema_hash, run->p,
+                      label, view.n_features, (unsigned long long)view.schema_hash, run->p,
                       (unsigned long long)run->schema_hash);
   size_t n_out = f->n_outputs ? f->n_outputs(model) : 1;
   if (n_out == 0 || n_out > 1u << 20)
-    return key_failed(l, "run %lld: the %s model has %zu outputs", (long long)rec->run_id,
-                      f->name, n_out);
+    return key_failed(l, "%s: the %s model has %zu outputs", label, f->name, n_out);
   k->family = f;
   k->model = model;
   k->n_out = (uint32_t)n_out;
@@ -405,6 +557,20 @@ static int load_key(pctx *c, uint32_t gid, myr_error *err) {
   memset(k, 0, sizeof *k);
   size_t len;
   const unsigned char *enc = myr__keytab_key(&c->keys, gid, &len);
+  if (c->opt->models) { /* the models table, read up front */
+    uint32_t mg;
+    if (!myr__keytab_find(&c->mkeys, enc, len, c->keys.lhash[gid], &mg)) {
+      k->state = KEY_NO_MODEL;
+      return MYR_OK;
+    }
+    char key_text[200];
+    myr__key_format(enc, len, c->n_keys, key_text, sizeof key_text);
+    lookup l = {c, k, key_text, 1, 0, err};
+    k->run = c->mspec[mg];
+    return use_blob(&l, &c->runs[k->run],
+                    (const unsigned char *)c->mblobs.data + c->mblob_off[mg],
+                    c->mblob_len[mg]);
+  }
   const char *v[MAX_KEYS], *vals[MAX_KEYS];
   size_t vl[MAX_KEYS];
   if (!myr__key_split(enc, len, c->n_keys, v, vl))
@@ -437,6 +603,205 @@ static int load_key(pctx *c, uint32_t gid, myr_error *err) {
   if (!l.found)
     k->state = KEY_NO_MODEL;
   return MYR_OK;
+}
+
+/* ------------------------------------------------------------------ models table */
+
+static const char *const table_columns[] = {"model", "n_rows", "metrics",
+                                            "status", "error", "features"};
+
+static int is_table_column(const char *name) {
+  for (size_t i = 0; i < sizeof table_columns / sizeof table_columns[0]; i++)
+    if (strcmp(name, table_columns[i]) == 0)
+      return 1;
+  return 0;
+}
+
+/* Index of the feature list (features[0..flen), or a blob's n_features and hash when
+   features is NULL) in c->mspecs, added when new. */
+static int table_spec(pctx *c, const char *features, size_t flen, uint32_t nf,
+                      uint64_t hash, uint32_t *idx_out, myr_error *err) {
+  for (size_t i = c->n_mspecs; i-- > 0;) {
+    const mspec *m = &c->mspecs[i];
+    if (features ? m->features && strlen(m->features) == flen &&
+                       memcmp(m->features, features, flen) == 0
+                 : !m->features && m->n_features == nf && m->schema_hash == hash) {
+      *idx_out = (uint32_t)i;
+      return MYR_OK;
+    }
+  }
+  if (c->n_mspecs == c->mspecs_cap) {
+    size_t cap = c->mspecs_cap ? c->mspecs_cap * 2 : 4;
+    mspec *m = myr__reallocarray(c->mspecs, cap, sizeof *m);
+    if (!m)
+      return myr_error_set(err, MYR_ENOMEM, "out of memory reading the models table");
+    c->mspecs = m;
+    c->mspecs_cap = cap;
+  }
+  mspec *m = &c->mspecs[c->n_mspecs];
+  memset(m, 0, sizeof *m);
+  if (features && !(m->features = myr__strndup(features, flen)))
+    return myr_error_set(err, MYR_ENOMEM, "out of memory reading the models table");
+  m->n_features = nf;
+  m->schema_hash = hash;
+  *idx_out = (uint32_t)c->n_mspecs++;
+  return MYR_OK;
+}
+
+/* Keep one row of the models table: key encoding enc, blob, feature list. */
+static int table_row(pctx *c, const unsigned char *enc, size_t elen, const unsigned char *blob,
+                     size_t blen, const char *feats, size_t flen, myr_error *err) {
+  myr_blob_view view;
+  memset(&view, 0, sizeof view);
+  if (myr_blob_parse(blob, blen, &view, NULL) == MYR_OK) {
+    const myr_model_family *f = myr_registry_find(c->opt->registry, view.family);
+    if (f && (f->task == MYR_TASK_CLASSIFICATION || f->class_values))
+      c->sum->has_probabilities = 1;
+  } /* else: the key gets model_error when it is used */
+  uint32_t spec = 0, mg = 0;
+  MYR_RETURN_NOT_OK(table_spec(c, feats, flen, view.n_features, view.schema_hash, &spec,
+                               err));
+  MYR_RETURN_NOT_OK(
+      myr__keytab_intern(&c->mkeys, enc, elen, myr__key_lookup_hash(enc, elen), &mg, err));
+  if (mg >= c->mcap) {
+    size_t cap = c->mcap ? c->mcap * 2 : 1024;
+    uint64_t *o = myr__reallocarray(c->mblob_off, cap, sizeof *o);
+    if (o)
+      c->mblob_off = o;
+    size_t *l = myr__reallocarray(c->mblob_len, cap, sizeof *l);
+    if (l)
+      c->mblob_len = l;
+    uint32_t *sp = myr__reallocarray(c->mspec, cap, sizeof *sp);
+    if (sp)
+      c->mspec = sp;
+    if (!o || !l || !sp)
+      return myr_error_set(err, MYR_ENOMEM, "out of memory reading the models table");
+    c->mcap = cap;
+  }
+  c->mblob_off[mg] = c->mblobs.len; /* a repeated key: the last row wins */
+  c->mblob_len[mg] = blen;
+  c->mspec[mg] = spec;
+  myr__buf_append(&c->mblobs, blob, blen);
+  if (c->mblobs.failed)
+    return myr_error_set(err, MYR_ENOMEM, "out of memory reading the models table");
+  return MYR_OK;
+}
+
+/* Read the whole models table (opt->models): key names, then every row with a model. */
+static int read_models(pctx *c, myr_error *err) {
+  myr__source *ms = NULL;
+  unsigned char *want = NULL;
+  size_t mkcol[MAX_KEYS], model_col = 0, feat_col = 0, nk = 0;
+  MYR_RETURN_NOT_OK(myr__source_open_stream(&c->mt, "the models table", &ms, err));
+  size_t n = myr__source_n_columns(ms);
+  int has_feat = myr__source_find(ms, "features", &feat_col), rc = MYR_OK;
+  char cols[512];
+  myr__buf enc;
+  myr__buf_init(&enc);
+  if (!myr__source_find(ms, "model", &model_col)) {
+    myr__source_list(ms, cols, sizeof cols);
+    rc = myr_error_set(err, MYR_ENOTFOUND, "the models table has no 'model' column "
+                       "(columns: %s)", cols);
+    goto done;
+  }
+  for (size_t j = 0; j < n; j++) {
+    if (is_table_column(myr__source_column_name(ms, j)))
+      continue;
+    if (nk == MAX_KEYS) {
+      rc = myr_error_set(err, MYR_EUNSUPPORTED,
+                         "the models table has more than %d key columns", MAX_KEYS);
+      goto done;
+    }
+    mkcol[nk++] = j;
+  }
+  if (nk == 0) {
+    rc = myr_error_set(err, MYR_EINVAL, "the models table has no key columns");
+    goto done;
+  }
+  c->mkey_names = myr__calloc(nk, sizeof *c->mkey_names);
+  want = myr__calloc(n, 1);
+  if (!c->mkey_names || !want) {
+    rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading the models table");
+    goto done;
+  }
+  c->n_keys = nk; /* mkey_names has nk entries from here on */
+  for (size_t k = 0; k < nk; k++) {
+    if (!(c->mkey_names[k] = myr__strdup(myr__source_column_name(ms, mkcol[k])))) {
+      rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading the models table");
+      goto done;
+    }
+    want[mkcol[k]] = MYR__WANT_TEXT;
+  }
+  c->key_names = (const char *const *)c->mkey_names;
+  want[model_col] = MYR__WANT_TEXT;
+  if (has_feat)
+    want[feat_col] = MYR__WANT_TEXT;
+  if ((rc = myr__source_select(ms, want, err)) != MYR_OK)
+    goto done;
+  for (;;) {
+    const myr__batch *b = NULL;
+    if ((rc = myr__source_next(ms, &b, err)) != MYR_OK || !b)
+      break;
+    const myr__column *mc = &b->columns[model_col];
+    const myr__column *fc = has_feat ? &b->columns[feat_col] : NULL;
+    for (size_t i = 0; i < b->n_rows && rc == MYR_OK; i++) {
+      if (mc->kind != MYR__COL_TEXT || !myr__batch_valid(mc->validity, i))
+        continue; /* a failed group: no model */
+      myr__buf_reset(&enc);
+      int usable = 1;
+      for (size_t k = 0; k < nk && usable; k++) {
+        const myr__column *kc = &b->columns[mkcol[k]];
+        const char *t = kc->text + kc->text_off[i];
+        size_t tl = kc->text_len[i];
+        if (!myr__batch_valid(kc->validity, i) || myr__is_missing_fast(t, tl) ||
+            !myr__utf8_valid((const unsigned char *)t, tl)) {
+          usable = 0; /* no input row can have this key */
+          break;
+        }
+        unsigned char len4[4] = {(unsigned char)tl, (unsigned char)(tl >> 8),
+                                 (unsigned char)(tl >> 16), (unsigned char)(tl >> 24)};
+        myr__buf_append(&enc, len4, 4);
+        myr__buf_append(&enc, t, tl);
+      }
+      if (!usable)
+        continue;
+      if (enc.failed) {
+        rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading the models table");
+        break;
+      }
+      const char *ft = NULL;
+      size_t fl = 0;
+      if (fc && fc->kind == MYR__COL_TEXT && myr__batch_valid(fc->validity, i)) {
+        ft = fc->text + fc->text_off[i];
+        fl = fc->text_len[i];
+      }
+      rc = table_row(c, (const unsigned char *)enc.data, enc.len,
+                     (const unsigned char *)mc->text + mc->text_off[i], mc->text_len[i], ft,
+                     fl, err);
+    }
+    if (rc != MYR_OK)
+      break;
+  }
+done:
+  myr__buf_free(&enc);
+  myr__free(want);
+  myr__source_close(ms);
+  return rc;
+}
+
+static void table_free(pctx *c) {
+  if (c->mkey_names)
+    for (size_t k = 0; k < c->n_keys; k++)
+      myr__free(c->mkey_names[k]);
+  myr__free(c->mkey_names);
+  myr__keytab_free(&c->mkeys);
+  myr__free(c->mblob_off);
+  myr__free(c->mblob_len);
+  myr__free(c->mspec);
+  myr__buf_free(&c->mblobs);
+  for (size_t i = 0; i < c->n_mspecs; i++)
+    myr__free(c->mspecs[i].features);
+  myr__free(c->mspecs);
 }
 
 /* ------------------------------------------------------------------ step 1: keys */
@@ -561,7 +926,7 @@ static void parse_keys(const pctx *c, const myr__batch *b, pslice *s) {
       continue;
     }
     const unsigned char *enc = (const unsigned char *)s->keys.data + s->key_off[j];
-    s->hash[j] = myr__key_hash(enc, s->keys.len - s->key_off[j]);
+    s->hash[j] = myr__key_lookup_hash(enc, s->keys.len - s->key_off[j]);
   }
   s->key_off[s->hi - s->lo] = s->keys.len;
   s->rc = s->keys.failed ? MYR_ENOMEM : MYR_OK;
@@ -633,30 +998,28 @@ static void key_text(const pslice *s, size_t j, size_t n_keys, char *out, size_t
 static void describe_miss(const pctx *c, const myr__batch *b, const pslice *s, size_t i,
                           int reason, char *out, size_t cap) {
   size_t j = i - s->lo;
-  uint64_t line = b->line ? b->line[i] : 0;
-  const char *colname = myr__csv_column_name(c->csv, s->bad_col[j]);
+  /* "line N" in a text input, else "row N" */
+  const char *at = b->line ? "line" : "row";
+  unsigned long long line = b->line ? b->line[i] : b->first_row + i + 1;
+  const char *colname = myr__source_column_name(c->src, s->bad_col[j]);
   char key[128];
   switch (reason) {
   case MYR_MISS_BAD_ROW: {
     uint8_t skip = b->skip ? b->skip[i] : 0;
     uint32_t arg = b->skip_arg ? b->skip_arg[i] : 0;
     if (skip == MYR_SKIP_FIELD_COUNT + 1)
-      snprintf(out, cap, "line %llu: expected %zu fields, got %u",
-               (unsigned long long)line, c->n_cols, arg);
+      snprintf(out, cap, "%s %llu: expected %zu fields, got %u", at, line, c->n_cols, arg);
     else if (skip && arg >= 1 && arg <= c->n_cols)
-      snprintf(out, cap, "line %llu: %s in column %s", (unsigned long long)line,
-               myr_skip_reason_name(skip - 1), myr__csv_column_name(c->csv, arg - 1));
+      snprintf(out, cap, "%s %llu: %s in column %s", at, line,
+               myr_skip_reason_name(skip - 1), myr__source_column_name(c->src, arg - 1));
     else if (skip)
-      snprintf(out, cap, "line %llu: %s", (unsigned long long)line,
-               myr_skip_reason_name(skip - 1));
+      snprintf(out, cap, "%s %llu: %s", at, line, myr_skip_reason_name(skip - 1));
     else
-      snprintf(out, cap, "line %llu: key column %s is not valid UTF-8",
-               (unsigned long long)line, colname);
+      snprintf(out, cap, "%s %llu: key column %s is not valid UTF-8", at, line, colname);
     return;
   }
   case MYR_MISS_MISSING_KEY:
-    snprintf(out, cap, "line %llu: key column %s is empty or NA",
-             (unsigned long long)line, colname);
+    snprintf(out, cap, "%s %llu: key column %s is empty or NA", at, line, colname);
     return;
   case MYR_MISS_NO_MODEL:
     key_text(s, j, c->n_keys, key, sizeof key);
@@ -668,7 +1031,13 @@ static void describe_miss(const pctx *c, const myr__batch *b, const pslice *s, s
     return;
   case MYR_MISS_NON_NUMERIC: {
     size_t tl = 0;
-    const char *t = cell_text(&b->columns[s->bad_col[j]], i, &tl);
+    const myr__column *col = &b->columns[s->bad_col[j]];
+    const char *t = cell_text(col, i, &tl);
+    char num[40];
+    if (!t && col->kind == MYR__COL_F64) {
+      tl = (size_t)snprintf(num, sizeof num, "%g", col->f64[i]);
+      t = num;
+    }
     key_text(s, j, c->n_keys, key, sizeof key);
     snprintf(out, cap, "key %s: feature %s is '%.*s'%s", key, colname,
              (int)(t ? (tl > 40 ? 40 : tl) : 0), t ? t : "", t && tl > 40 ? "..." : "");
@@ -823,23 +1192,30 @@ static void score_slice(const pctx *c, const myr__batch *b, pslice *s) {
     predict_run(c, &c->models[s->gid[j]], s, j, j1);
     j = j1;
   }
-  /* 3. Output lines in input order. */
+  /* 3. Output lines in input order (counts only, without a CSV output). */
+  const int csv = c->want_csv;
   for (size_t j = 0; j < n; j++) {
     size_t i = s->lo + j;
     uint64_t row = b->first_row + i + 1;
     int st = s->status[j];
-    put_keys(c, b, i, key_ok[j], out);
-    put_u64(out, row);
+    if (csv) {
+      put_keys(c, b, i, key_ok[j], out);
+      put_u64(out, row);
+    }
     if (!st) {
-      myr__buf_append(out, ",", 1);
-      put_prediction(&c->models[s->gid[j]], s->pred + j * mo, probs, out);
+      if (csv) {
+        myr__buf_append(out, ",", 1);
+        put_prediction(&c->models[s->gid[j]], s->pred + j * mo, probs, out);
+      }
       s->predicted++;
       continue;
     }
     int reason = st - 1;
-    myr__buf_append(out, probs ? ",,," : ",,", probs ? 3 : 2);
-    myr__buf_puts(out, miss_names[reason]);
-    myr__buf_append(out, "\n", 1);
+    if (csv) {
+      myr__buf_append(out, probs ? ",,," : ",,", probs ? 3 : 2);
+      myr__buf_puts(out, miss_names[reason]);
+      myr__buf_append(out, "\n", 1);
+    }
     if (!s->missed[reason]++) {
       s->first_row[reason] = row;
       describe_miss(c, b, s, i, reason, s->detail[reason], sizeof s->detail[reason]);
@@ -879,6 +1255,8 @@ static void run_step(pctx *c, const myr__batch *b, size_t n_slices, int score) {
   myr__pool_run(c->pool, n_slices, batch_task, &job);
 }
 
+static int append_arrow(pctx *c, const myr__batch *b, const pslice *s, myr_error *err);
+
 static int process_batch(pctx *c, const myr__batch *b, myr_error *err) {
   size_t n_slices = b->n_rows >= 4096 ? c->n_slices : 1;
   size_t per = (b->n_rows + n_slices - 1) / n_slices;
@@ -915,9 +1293,11 @@ static int process_batch(pctx *c, const myr__batch *b, myr_error *err) {
     pslice *s = &c->slices[t];
     if (s->rc != MYR_OK)
       return myr_error_set(err, s->rc, "out of memory formatting predictions");
-    if (s->out.len && fwrite(s->out.data, 1, s->out.len, c->out) != s->out.len)
+    if (c->want_csv && s->out.len && fwrite(s->out.data, 1, s->out.len, c->out) != s->out.len)
       return myr_error_set(err, MYR_EIO, "cannot write %s: %s", c->opt->out,
                            strerror(errno));
+    if (c->ab)
+      MYR_RETURN_NOT_OK(append_arrow(c, b, s, err));
     sum->rows_total += s->hi - s->lo;
     sum->rows_predicted += s->predicted;
     for (int r = 0; r < MYR_MISS__COUNT; r++) {
@@ -937,39 +1317,181 @@ static int process_batch(pctx *c, const myr__batch *b, myr_error *err) {
 
 /* ------------------------------------------------------------------ output */
 
-static int open_output(pctx *c, myr_error *err) {
-  const char *path = c->opt->out;
-  if (strcmp(path, "-") == 0) {
-    c->out = stdout;
+/* The file format of opt->out (MYR_PREDICT_OUT_*). */
+static int out_format_of(const char *out, int format) {
+  if (format != MYR_PREDICT_OUT_AUTO)
+    return format;
+  const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
+  if (dot && (!slash || dot > slash)) {
+    if (!strcmp(dot, ".arrow") || !strcmp(dot, ".feather") || !strcmp(dot, ".ipc"))
+      return MYR_PREDICT_OUT_ARROW_FILE;
+    if (!strcmp(dot, ".arrows"))
+      return MYR_PREDICT_OUT_ARROW_STREAM;
+  }
+  return MYR_PREDICT_OUT_CSV;
+}
+
+/* The Arrow builder (and the list for opt->predictions) of the output columns. */
+static int setup_arrow(pctx *c, myr_error *err) {
+  const char *names[MAX_KEYS + 4];
+  int types[MAX_KEYS + 4];
+  size_t n = 0;
+  for (size_t k = 0; k < c->n_keys; k++) {
+    names[n] = c->key_names[k];
+    types[n++] = MYR__ARROW_UTF8;
+  }
+  names[n] = "row";
+  types[n++] = MYR__ARROW_I64;
+  names[n] = "prediction";
+  types[n++] = MYR__ARROW_F64;
+  if (c->sum->has_probabilities) {
+    names[n] = "probabilities";
+    types[n++] = MYR__ARROW_UTF8;
+  }
+  names[n] = "reason";
+  types[n++] = MYR__ARROW_UTF8;
+  MYR_RETURN_NOT_OK(myr__arrow_builder_new(n, names, types, &c->ab, err));
+  if (!c->opt->predictions)
     return MYR_OK;
+  struct ArrowSchema schema;
+  schema.release = NULL;
+  int rc = myr__arrow_builder_schema(c->ab, &schema, err);
+  if (rc == MYR_OK)
+    rc = myr__arrow_list_new(&schema, &c->alist, err);
+  if (schema.release)
+    schema.release(&schema);
+  return rc;
+}
+
+/* Move the rows built so far into a batch for the file and/or the stream. */
+static int flush_arrow(pctx *c, myr_error *err) {
+  struct ArrowArray a;
+  a.release = NULL;
+  MYR_RETURN_NOT_OK(myr__arrow_builder_finish(c->ab, NULL, &a, err));
+  int rc = MYR_OK;
+  if (c->w)
+    rc = myr__ipc_writer_write(c->w, &a, err);
+  if (rc == MYR_OK && c->alist)
+    return myr__arrow_list_push(c->alist, &a, err);
+  if (a.release)
+    a.release(&a);
+  return rc;
+}
+
+/* Step 4 for Arrow outputs: the rows of slice s, in order. */
+static int append_arrow(pctx *c, const myr__batch *b, const pslice *s, myr_error *err) {
+  const size_t nk = c->n_keys, mo = c->max_out ? c->max_out : 1;
+  const int probs = c->sum->has_probabilities;
+  const size_t c_row = nk, c_pred = nk + 1, c_prob = nk + 2, c_reason = nk + 2 + !!probs;
+  myr__arrow_builder *ab = c->ab;
+  char num[40];
+  for (size_t j = 0; j < s->hi - s->lo; j++) {
+    size_t i = s->lo + j;
+    int st = s->status[j], a = MYR_OK;
+    uint8_t skip = b->skip ? b->skip[i] : 0;
+    uint32_t n_fields = skip == MYR_SKIP_FIELD_COUNT + 1 && b->skip_arg ? b->skip_arg[i] : 0;
+    for (size_t k = 0; k < nk && a == MYR_OK; k++) {
+      size_t tl = 0;
+      const char *t = NULL;
+      if (!skip || c->key_col[k] < n_fields) /* as put_keys */
+        t = cell_text(&b->columns[c->key_col[k]], i, &tl);
+      if (t && !s->key_ok[j] && !myr__utf8_valid((const unsigned char *)t, tl))
+        t = NULL;
+      a = t ? myr__arrow_append_bytes(ab, k, t, tl) : myr__arrow_append_null(ab, k);
+    }
+    if (a == MYR_OK)
+      a = myr__arrow_append_i64(ab, c_row, (int64_t)(b->first_row + i + 1));
+    if (a == MYR_OK && !st) {
+      const pkey *k = &c->models[s->gid[j]];
+      const double *pred = s->pred + j * mo;
+      if (k->classify) {
+        size_t best = 0;
+        for (size_t o = 1; o < k->n_out; o++)
+          if (pred[o] > pred[best])
+            best = o;
+        a = myr__arrow_append_f64(ab, c_pred, k->classes ? k->classes[best] : (double)best);
+        if (a == MYR_OK && probs) {
+          myr__buf_reset(&c->probs);
+          for (size_t o = 0; o < k->n_out; o++) {
+            if (o)
+              myr__buf_append(&c->probs, ";", 1);
+            double co = k->classes ? k->classes[o] : (double)o;
+            myr__buf_append(&c->probs, num, myr__fmt_double(num, co));
+            myr__buf_append(&c->probs, ":", 1);
+            myr__buf_append(&c->probs, num, myr__fmt_double(num, pred[o]));
+          }
+          a = c->probs.failed ? MYR_ENOMEM
+                              : myr__arrow_append_bytes(ab, c_prob, c->probs.data, c->probs.len);
+        }
+      } else {
+        a = myr__arrow_append_f64(ab, c_pred, pred[0]);
+        if (a == MYR_OK && probs)
+          a = myr__arrow_append_null(ab, c_prob);
+      }
+      if (a == MYR_OK)
+        a = myr__arrow_append_null(ab, c_reason);
+    } else if (a == MYR_OK) {
+      a = myr__arrow_append_null(ab, c_pred);
+      if (a == MYR_OK && probs)
+        a = myr__arrow_append_null(ab, c_prob);
+      if (a == MYR_OK)
+        a = myr__arrow_append_bytes(ab, c_reason, miss_names[st - 1],
+                                    strlen(miss_names[st - 1]));
+    }
+    if (a != MYR_OK)
+      return myr_error_set(err, a, "%s building the predictions of row %llu",
+                           a == MYR_ENOMEM ? "out of memory" : "a value too large",
+                           (unsigned long long)(b->first_row + i + 1));
+    if (myr__arrow_builder_rows(ab) >= OUT_BATCH_ROWS)
+      MYR_RETURN_NOT_OK(flush_arrow(c, err));
   }
-  struct stat st;
-  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-    c->out = fopen(path, "wb"); /* a device or pipe: write it directly */
-  } else {
-    size_t n = strlen(path);
-    c->tmp_path = myr__malloc(n + 5);
-    if (!c->tmp_path)
-      return myr_error_set(err, MYR_ENOMEM, "out of memory");
-    memcpy(c->tmp_path, path, n);
-    memcpy(c->tmp_path + n, ".tmp", 5);
-    c->out = fopen(c->tmp_path, "wb");
+  return MYR_OK;
+}
+
+static int open_output(pctx *c, myr_error *err) {
+  const char *path = c->opt->out, *target = path;
+  if (strcmp(path, "-") != 0) {
+    struct stat st;
+    if (!(stat(path, &st) == 0 && !S_ISREG(st.st_mode))) { /* else a device or pipe: */
+      size_t n = strlen(path);                              /* written directly */
+      c->tmp_path = myr__malloc(n + 5);
+      if (!c->tmp_path)
+        return myr_error_set(err, MYR_ENOMEM, "out of memory");
+      memcpy(c->tmp_path, path, n);
+      memcpy(c->tmp_path + n, ".tmp", 5);
+      target = c->tmp_path;
+    }
   }
+  if (c->out_format != MYR_PREDICT_OUT_CSV) {
+    struct ArrowSchema schema;
+    schema.release = NULL;
+    int rc = myr__arrow_builder_schema(c->ab, &schema, err);
+    if (rc == MYR_OK)
+      rc = myr__ipc_writer_open(target, c->out_format == MYR_PREDICT_OUT_ARROW_FILE,
+                                MYR__IPC_NONE, &schema, &c->w, err);
+    if (schema.release)
+      schema.release(&schema);
+    return rc;
+  }
+  c->out = strcmp(target, "-") == 0 ? stdout : fopen(target, "wb");
   if (!c->out)
-    return myr_error_set(err, MYR_EIO, "cannot create %s: %s",
-                         c->tmp_path ? c->tmp_path : path, strerror(errno));
+    return myr_error_set(err, MYR_EIO, "cannot create %s: %s", target, strerror(errno));
   return MYR_OK;
 }
 
 /* Flush and close; on success move the temporary file into place. */
 static int close_output(pctx *c, int ok, myr_error *err) {
   int rc = MYR_OK;
-  if (!c->out)
-    return MYR_OK;
-  if (c->out == stdout) {
+  if (c->w) {
+    if (ok)
+      rc = myr__ipc_writer_close(c->w, err);
+    else
+      myr__ipc_writer_abort(c->w);
+    c->w = NULL;
+  } else if (c->out == stdout) {
     if (fflush(stdout) != 0 && ok)
       rc = myr_error_set(err, MYR_EIO, "cannot write to stdout: %s", strerror(errno));
-  } else if (fclose(c->out) != 0 && ok) {
+  } else if (c->out && fclose(c->out) != 0 && ok) {
     rc = myr_error_set(err, MYR_EIO, "cannot write %s: %s", c->opt->out, strerror(errno));
   }
   c->out = NULL;
@@ -1003,16 +1525,30 @@ static int write_header(pctx *c, myr_error *err) {
 
 /* ------------------------------------------------------------------ the run */
 
-static int validate(const myr_predict_options *o, myr_error *err) {
-  if (!o || !o->input || !*o->input)
+static int validate(const myr_predict_options *o, const struct ArrowArrayStream *in,
+                    const struct ArrowArrayStream *mt, myr_error *err) {
+  if (!o)
+    return myr_error_set(err, MYR_EINVAL, "no options given");
+  if (o->stream && !in)
+    return myr_error_set(err, MYR_EINVAL, "the input Arrow stream is already released");
+  if (!o->stream && (!o->input || !*o->input))
     return myr_error_set(err, MYR_EINVAL, "no input file given");
-  if (!o->store || !*o->store)
+  if (o->models && !mt)
+    return myr_error_set(err, MYR_EINVAL, "the models Arrow stream is already released");
+  if (o->models && o->store)
+    return myr_error_set(err, MYR_EINVAL, "give a store or a models table, not both");
+  if (!o->models && (!o->store || !*o->store))
     return myr_error_set(err, MYR_EINVAL, "no store given (--store)");
-  if (!o->out || !*o->out)
+  if (!o->predictions && (!o->out || !*o->out))
     return myr_error_set(err, MYR_EINVAL, "no output given (--out)");
+  if (o->out && !*o->out)
+    return myr_error_set(err, MYR_EINVAL, "the output path is empty");
+  if (o->out_format < MYR_PREDICT_OUT_AUTO || o->out_format > MYR_PREDICT_OUT_ARROW_STREAM)
+    return myr_error_set(err, MYR_EINVAL, "unknown output format %d", o->out_format);
   if (o->delimiter && o->delimiter != ',' && o->delimiter != '\t' && o->delimiter != ';')
     return myr_error_set(err, MYR_EINVAL, "delimiter must be ',', tab or ';'");
-  if (strcmp(o->out, "-") != 0 && strcmp(o->out, o->input) == 0)
+  if (o->out && o->input && !o->stream && strcmp(o->out, "-") != 0 &&
+      strcmp(o->out, o->input) == 0)
     return myr_error_set(err, MYR_EINVAL, "the output %s is the input", o->out);
   return MYR_OK;
 }
@@ -1027,15 +1563,17 @@ static void report(const pctx *c, double t0, double *last, int force) {
   myr_progress pr;
   memset(&pr, 0, sizeof pr);
   pr.phase = 1;
-  pr.bytes_done = myr__csv_bytes_read(c->csv);
-  pr.bytes_total = myr__csv_bytes_total(c->csv);
+  pr.bytes_done = myr__source_bytes_read(c->src);
+  pr.bytes_total = myr__source_bytes_total(c->src);
   pr.rows_done = c->sum->rows_total;
   pr.seconds = t - t0;
   c->opt->progress(c->opt->progress_ud, &pr);
 }
 
-static int predict_all(pctx *c, myr_error *err) {
+static int open_models(pctx *c, myr_error *err) {
   const myr_predict_options *o = c->opt;
+  if (o->models)
+    return read_models(c, err);
   myr_store_info info;
   MYR_RETURN_NOT_OK(myr_store_open(o->store, MYR_STORE_READONLY, &c->store, err));
   /* One snapshot for the whole run: every key is scored with the same published
@@ -1050,12 +1588,17 @@ static int predict_all(pctx *c, myr_error *err) {
                          info.n_keys, MAX_KEYS);
   c->n_keys = info.n_keys;
   c->key_names = info.key_names;
+  return MYR_OK;
+}
 
-  myr__csv_options copt;
-  memset(&copt, 0, sizeof copt);
-  copt.delimiter = o->delimiter;
-  MYR_RETURN_NOT_OK(myr__csv_open(o->input, &copt, &c->csv, err));
-  c->n_cols = myr__csv_n_columns(c->csv);
+static int predict_all(pctx *c, myr_error *err) {
+  const myr_predict_options *o = c->opt;
+  MYR_RETURN_NOT_OK(open_models(c, err));
+  if (o->stream)
+    MYR_RETURN_NOT_OK(myr__source_open_stream(&c->in, c->in_name, &c->src, err));
+  else
+    MYR_RETURN_NOT_OK(myr__source_open_path(o->input, o->delimiter, &c->src, err));
+  c->n_cols = myr__source_n_columns(c->src);
   MYR_RETURN_NOT_OK(resolve_keys(c, err));
   MYR_RETURN_NOT_OK(load_runs(c, err));
   MYR_RETURN_NOT_OK(select_columns(c, err));
@@ -1067,22 +1610,37 @@ static int predict_all(pctx *c, myr_error *err) {
   if (!c->slices)
     return myr_error_set(err, MYR_ENOMEM, "out of memory");
 
-  MYR_RETURN_NOT_OK(open_output(c, err));
-  MYR_RETURN_NOT_OK(write_header(c, err));
+  if (o->predictions || (c->out_format && c->out_format != MYR_PREDICT_OUT_CSV))
+    MYR_RETURN_NOT_OK(setup_arrow(c, err));
+  if (c->out_format)
+    MYR_RETURN_NOT_OK(open_output(c, err));
+  if (c->want_csv)
+    MYR_RETURN_NOT_OK(write_header(c, err));
   double t0 = myr__now(), last = 0;
   for (;;) {
     const myr__batch *b = NULL;
-    MYR_RETURN_NOT_OK(myr__csv_next(c->csv, &b, err));
+    MYR_RETURN_NOT_OK(myr__source_next(c->src, &b, err));
     if (!b)
       break;
     MYR_RETURN_NOT_OK(process_batch(c, b, err));
     if (o->cancel && *o->cancel)
       return myr_error_set(err, MYR_ECANCELED, "canceled after %llu rows of %s",
-                           (unsigned long long)c->sum->rows_total, o->input);
+                           (unsigned long long)c->sum->rows_total, c->in_name);
     report(c, t0, &last, 0);
   }
+  if (c->ab && myr__arrow_builder_rows(c->ab) > 0)
+    MYR_RETURN_NOT_OK(flush_arrow(c, err));
   report(c, t0, &last, 1);
   return MYR_OK;
+}
+
+/* Move *from (when live) into *to; from's release becomes NULL. */
+static void take_stream(struct ArrowArrayStream *from, struct ArrowArrayStream *to) {
+  to->release = NULL;
+  if (from && from->release) {
+    *to = *from;
+    from->release = NULL;
+  }
 }
 
 int myr_predict(const myr_predict_options *opt, myr_predict_summary *summary_out,
@@ -1091,20 +1649,41 @@ int myr_predict(const myr_predict_options *opt, myr_predict_summary *summary_out
   myr_predict_summary *s = summary_out ? summary_out : &local;
   memset(s, 0, sizeof *s);
   double t_start = myr__now();
-  MYR_RETURN_NOT_OK(validate(opt, err));
 
   pctx c;
   memset(&c, 0, sizeof c);
+  /* The input and models streams are ours from here on, whatever happens. */
+  take_stream(opt ? opt->stream : NULL, &c.in);
+  take_stream(opt ? opt->models : NULL, &c.mt);
+  int rc = validate(opt, c.in.release ? &c.in : NULL, c.mt.release ? &c.mt : NULL, err);
+  if (rc != MYR_OK) {
+    if (c.in.release)
+      c.in.release(&c.in);
+    if (c.mt.release)
+      c.mt.release(&c.mt);
+    return rc;
+  }
   c.opt = opt;
   c.sum = s;
+  c.in_name = opt->input && *opt->input ? opt->input : "<arrow stream>";
+  c.models_name = opt->models ? "the models table" : opt->store;
+  c.out_format = opt->out ? out_format_of(opt->out, opt->out_format) : 0;
+  c.want_csv = c.out_format == MYR_PREDICT_OUT_CSV;
   myr__keytab_init(&c.keys);
+  myr__keytab_init(&c.mkeys);
   myr__arena_init(&c.arena, 256 * 1024);
   myr__buf_init(&c.keyvals);
+  myr__buf_init(&c.probs);
+  myr__buf_init(&c.mblobs);
 
-  int rc = predict_all(&c, err);
+  rc = predict_all(&c, err);
   int rc_close = close_output(&c, rc == MYR_OK, err);
   if (rc == MYR_OK)
     rc = rc_close;
+  if (rc == MYR_OK && opt->predictions) {
+    myr__arrow_list_stream(c.alist, opt->predictions); /* consumes the list */
+    c.alist = NULL;
+  }
 
   myr__pool_destroy(c.pool);
   if (c.slices)
@@ -1122,7 +1701,15 @@ int myr_predict(const myr_predict_options *opt, myr_predict_summary *summary_out
   myr__keytab_free(&c.keys);
   myr__arena_free(&c.arena);
   myr__buf_free(&c.keyvals);
-  myr__csv_close(c.csv);
+  myr__buf_free(&c.probs);
+  myr__arrow_builder_free(c.ab);
+  myr__arrow_list_free(c.alist);
+  myr__source_close(c.src);
+  table_free(&c);
+  if (c.in.release)
+    c.in.release(&c.in);
+  if (c.mt.release)
+    c.mt.release(&c.mt);
   myr_store_close(c.store); /* after every use of c.key_names */
   s->seconds_total = myr__now() - t_start;
   return rc;

@@ -28,6 +28,7 @@
 #include "core/pool.h"
 #include "core/text.h"
 #include "engine/train_int.h"
+#include "io/arrow.h"
 #include "myriad/blob.h"
 #include "myriad/store.h"
 #include "store/blob.h"
@@ -312,12 +313,18 @@ static int drain_one(run *r, myr_store *store, int64_t run_id, size_t task, myr_
   if (res->status == MYR__RES_OK) {
     s->groups_trained++;
     s->rows_used += r->keys.count[g];
-    if (store) {
+    if (store || r->opt->results) {
       metrics_json(mj, res);
       if (mj->failed) {
         rc = myr_error_set(err, MYR_ENOMEM, "out of memory formatting metrics");
         goto done;
       }
+    }
+    if (r->opt->results && !(res->metrics = myr__strdup(myr__buf_str(mj)))) {
+      rc = myr_error_set(err, MYR_ENOMEM, "out of memory keeping results");
+      goto done;
+    }
+    if (store) {
       myr_model_row row = {r->keys.hash[g], kv, kl, res->n_train, res->n_hold,
                            myr__buf_str(mj), res->blob, res->blob_len};
       rc = myr_store_put_model(store, run_id, &row, err);
@@ -343,10 +350,14 @@ static int drain_one(run *r, myr_store *store, int64_t run_id, size_t task, myr_
     }
   }
 done:
-  myr__free(res->blob);
-  myr__free(res->message);
-  res->blob = NULL;
-  res->message = NULL;
+  if (rc != MYR_OK || !r->opt->results) { /* else kept for build_results */
+    myr__free(res->blob);
+    myr__free(res->message);
+    myr__free(res->metrics);
+    res->blob = NULL;
+    res->message = NULL;
+    res->metrics = NULL;
+  }
   return rc;
 }
 
@@ -414,6 +425,132 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
   return rc;
 }
 
+/* ------------------------------------------------------------------ results */
+
+#define RESULT_BATCH_ROWS 65536
+#define RESULT_BATCH_BYTES ((size_t)1 << 30) /* model bytes per batch (int32 offsets) */
+
+static const char *const result_columns[] = {"model", "n_rows",  "metrics", "status",
+                                             "error", "features"};
+enum { RC_MODEL, RC_N_ROWS, RC_METRICS, RC_STATUS, RC_ERROR, RC_FEATURES, RC__COUNT };
+
+static int results_flush(myr__arrow_builder *b, myr__arrow_list *l, myr_error *err) {
+  struct ArrowArray a;
+  a.release = NULL;
+  MYR_RETURN_NOT_OK(myr__arrow_builder_finish(b, NULL, &a, err));
+  return myr__arrow_list_push(l, &a, err);
+}
+
+static int append_text(myr__arrow_builder *b, size_t c, const char *t) {
+  return t ? myr__arrow_append_bytes(b, c, t, strlen(t)) : myr__arrow_append_null(b, c);
+}
+
+/* The results stream (train.h): one row per group in group id order, i.e. in order of
+   each key's first row. Frees each group's kept blob, metrics and message as it goes. */
+static int build_results(run *r, struct ArrowArrayStream *out, myr_error *err) {
+  const size_t nk = r->opt->n_keys, ncol = nk + RC__COUNT, n_groups = r->keys.n;
+  const char *names[16 + RC__COUNT];
+  int types[16 + RC__COUNT];
+  for (size_t k = 0; k < nk; k++) {
+    names[k] = r->opt->keys[k];
+    types[k] = MYR__ARROW_UTF8;
+  }
+  static const int rtypes[RC__COUNT] = {MYR__ARROW_BINARY, MYR__ARROW_I64, MYR__ARROW_UTF8,
+                                        MYR__ARROW_UTF8,   MYR__ARROW_UTF8, MYR__ARROW_UTF8};
+  for (size_t c = 0; c < RC__COUNT; c++) {
+    names[nk + c] = result_columns[c];
+    types[nk + c] = rtypes[c];
+  }
+  myr__arrow_builder *b = NULL;
+  myr__arrow_list *l = NULL;
+  uint32_t *task_of = NULL;
+  myr__buf feats;
+  myr__buf_init(&feats);
+  struct ArrowSchema schema;
+  schema.release = NULL;
+  int rc = myr__arrow_builder_new(ncol, names, types, &b, err);
+  if (rc == MYR_OK)
+    rc = myr__arrow_builder_schema(b, &schema, err);
+  if (rc == MYR_OK)
+    rc = myr__arrow_list_new(&schema, &l, err);
+  if (rc != MYR_OK)
+    goto done;
+  task_of = myr__calloc(n_groups ? n_groups : 1, sizeof *task_of);
+  myr__buf_puts(&feats, "[");
+  for (size_t f = 0; f < r->p; f++) {
+    if (f)
+      myr__buf_puts(&feats, ",");
+    myr__buf_json_str(&feats, r->feat_name[f], strlen(r->feat_name[f]));
+  }
+  myr__buf_puts(&feats, "]");
+  if (!task_of || feats.failed) {
+    rc = myr_error_set(err, MYR_ENOMEM, "out of memory building results");
+    goto done;
+  }
+  for (size_t t = 0; t < n_groups; t++)
+    task_of[r->order[t]] = (uint32_t)t;
+  for (size_t g = 0; g < n_groups && rc == MYR_OK; g++) {
+    myr__result *res = &r->results[task_of[g]];
+    size_t klen;
+    const unsigned char *enc = myr__keytab_key(&r->keys, (uint32_t)g, &klen);
+    const char *kv[16];
+    size_t kl[16];
+    if (!myr__key_split(enc, klen, nk, kv, kl)) {
+      rc = myr_error_set(err, MYR_EINTERNAL, "key encoding damaged for group %zu", g);
+      break;
+    }
+    size_t rows = myr__arrow_builder_rows(b);
+    if (rows > 0 && (rows >= RESULT_BATCH_ROWS ||
+                     myr__arrow_builder_data_bytes(b, nk + RC_MODEL) + res->blob_len >
+                         RESULT_BATCH_BYTES)) {
+      if ((rc = results_flush(b, l, err)) != MYR_OK)
+        break;
+    }
+    int ok = res->status == MYR__RES_OK;
+    int a = MYR_OK;
+    for (size_t k = 0; k < nk && a == MYR_OK; k++)
+      a = myr__arrow_append_bytes(b, k, kv[k], kl[k]);
+    if (a == MYR_OK)
+      a = ok ? myr__arrow_append_bytes(b, nk + RC_MODEL, res->blob, res->blob_len)
+             : myr__arrow_append_null(b, nk + RC_MODEL);
+    if (a == MYR_OK)
+      a = myr__arrow_append_i64(b, nk + RC_N_ROWS, (int64_t)r->keys.count[g]);
+    if (a == MYR_OK)
+      a = append_text(b, nk + RC_METRICS, ok ? (res->metrics ? res->metrics : "{}") : NULL);
+    if (a == MYR_OK)
+      a = append_text(b, nk + RC_STATUS, ok ? "trained" : myr_group_failure_name(res->failure));
+    if (a == MYR_OK)
+      a = append_text(b, nk + RC_ERROR,
+                      ok ? NULL : res->message ? res->message
+                                               : myr_group_failure_name(res->failure));
+    if (a == MYR_OK)
+      a = myr__arrow_append_bytes(b, nk + RC_FEATURES, feats.data, feats.len);
+    if (a != MYR_OK)
+      rc = myr_error_set(err, a, "%s building the results of %zu groups",
+                         a == MYR_ENOMEM ? "out of memory" : "a value too large", n_groups);
+    myr__free(res->blob);
+    myr__free(res->message);
+    myr__free(res->metrics);
+    res->blob = NULL;
+    res->message = NULL;
+    res->metrics = NULL;
+  }
+  if (rc == MYR_OK && myr__arrow_builder_rows(b) > 0)
+    rc = results_flush(b, l, err);
+  if (rc == MYR_OK) {
+    myr__arrow_list_stream(l, out);
+    l = NULL;
+  }
+done:
+  if (schema.release)
+    schema.release(&schema);
+  myr__arrow_list_free(l);
+  myr__arrow_builder_free(b);
+  myr__free(task_of);
+  myr__buf_free(&feats);
+  return rc;
+}
+
 /* ------------------------------------------------------------------ the run */
 
 static int parse_params(run *r, myr_error *err) {
@@ -458,7 +595,7 @@ static int parse_params(run *r, myr_error *err) {
 static void spec_json(run *r, myr__buf *b, const char *params) {
   const myr_train_options *o = r->opt;
   myr__buf_puts(b, "{\"input\":");
-  myr__buf_json_str(b, o->input, strlen(o->input));
+  myr__buf_json_str(b, r->input_name, strlen(r->input_name));
   myr__buf_puts(b, ",\"keys\":[");
   for (size_t k = 0; k < o->n_keys; k++) {
     if (k)
@@ -535,8 +672,13 @@ int myr_train_summary_json(const myr_train_summary *s, myr_write_fn write, void 
   return rc;
 }
 
-static int validate(const myr_train_options *o, myr_error *err) {
-  if (!o || !o->input || !*o->input)
+static int validate(const myr_train_options *o, const struct ArrowArrayStream *in,
+                    myr_error *err) {
+  if (!o)
+    return myr_error_set(err, MYR_EINVAL, "no options given");
+  if (o->stream && !in)
+    return myr_error_set(err, MYR_EINVAL, "the input Arrow stream is already released");
+  if (!o->stream && (!o->input || !*o->input))
     return myr_error_set(err, MYR_EINVAL, "no input file given");
   if (!o->keys || o->n_keys == 0)
     return myr_error_set(err, MYR_EINVAL, "no key columns given (--keys)");
@@ -549,6 +691,12 @@ static int validate(const myr_train_options *o, myr_error *err) {
     return myr_error_set(err, MYR_EINVAL, "holdout must be in [0, 1), got %g", o->holdout);
   if (o->delimiter && o->delimiter != ',' && o->delimiter != '\t' && o->delimiter != ';')
     return myr_error_set(err, MYR_EINVAL, "delimiter must be ',', tab or ';'");
+  for (size_t k = 0; k < o->n_keys && o->results; k++)
+    for (size_t c = 0; c < RC__COUNT; c++)
+      if (o->keys[k] && strcmp(o->keys[k], result_columns[c]) == 0)
+        return myr_error_set(err, MYR_EUNSUPPORTED,
+                             "key column '%s' has the name of a results column",
+                             result_columns[c]);
   return MYR_OK;
 }
 
@@ -557,12 +705,27 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
   myr_train_summary *s = summary_out ? summary_out : &local;
   memset(s, 0, sizeof *s);
   double t_start = myr__now();
-  MYR_RETURN_NOT_OK(validate(opt, err));
+  /* The input stream is ours from here on, whatever happens. */
+  struct ArrowArrayStream in, results;
+  in.release = NULL;
+  results.release = NULL;
+  if (opt && opt->stream && opt->stream->release) {
+    in = *opt->stream;
+    opt->stream->release = NULL;
+  }
+  int vrc = validate(opt, in.release ? &in : NULL, err);
+  if (vrc != MYR_OK) {
+    if (in.release)
+      in.release(&in);
+    return vrc;
+  }
 
   run r;
   memset(&r, 0, sizeof r);
   r.opt = opt;
   r.sum = s;
+  r.stream = in.release ? &in : NULL;
+  r.input_name = opt->input && *opt->input ? opt->input : "<arrow stream>";
   myr__keytab_init(&r.keys);
   myr_store *store = NULL;
   int64_t run_id = 0;
@@ -607,13 +770,13 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
     r.need_rows = 1;
   s->groups_total = r.keys.n;
   if (s->rows_total == 0) {
-    rc = myr_error_set(err, MYR_ENODATA, "%s: no data rows after the header", opt->input);
+    rc = myr_error_set(err, MYR_ENODATA, "%s: no data rows", r.input_name);
     goto done;
   }
   if (r.keys.n == 0) {
     rc = myr_error_set(err, MYR_ENODATA,
                        "%s: no usable rows: all %llu rows were skipped (see the summary)",
-                       opt->input, (unsigned long long)s->rows_total);
+                       r.input_name, (unsigned long long)s->rows_total);
     goto done;
   }
   s->seconds_read = myr__now() - t_start;
@@ -642,6 +805,8 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
   s->seconds_train = myr__now() - t_train;
   if (rc != MYR_OK)
     goto done;
+  if (opt->results && (rc = build_results(&r, &results, err)) != MYR_OK)
+    goto done;
 
   /* 3. publish */
   if (store) {
@@ -661,7 +826,14 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
     s->seconds_publish = myr__now() - t_pub;
   }
 
+  if (rc == MYR_OK && opt->results) {
+    *opt->results = results; /* moved to the caller */
+    results.release = NULL;
+  }
+
 done:
+  if (results.release)
+    results.release(&results);
   if (rc != MYR_OK && store && run_id) {
     myr_error ignored = {0};
     myr_store_run_fail(store, run_id, err ? err->message : myr_status_name(rc), &ignored);
@@ -676,12 +848,15 @@ done:
     for (size_t i = 0; i < r.keys.n; i++) {
       myr__free(r.results[i].blob);
       myr__free(r.results[i].message);
+      myr__free(r.results[i].metrics);
     }
   myr__free(r.workers);
   myr__free(r.results);
   myr__free(r.done_list);
   myr__free((void *)r.ready);
-  myr__ingest_free(&r);
+  myr__ingest_free(&r); /* releases the input stream through the source */
+  if (in.release)        /* never opened (an error before reading) */
+    in.release(&in);
   myr__free(r.params);
   myr__buf_free(&spec);
   myr__buf_free(&sj);

@@ -14,18 +14,24 @@
 #include "core/pool.h"
 #include "core/text.h"
 #include "engine/keys.h"
-#include "io/csv.h"
+#include "io/source.h"
 #include "myriad/train.h"
 
-#define MYR__CHUNK_ROWS 65536
+#define MYR__NO_GROUP UINT32_MAX /* a chunk row that was skipped */
 
-/* Rows that passed parsing, in input order, before grouping. */
+/* The parsed rows of one slice of a batch, in input order, before grouping: the slice's
+   own label and feature arrays, taken over by the merge (no copy), or for float64
+   columns of an Arrow batch the batch's own buffers, kept alive by a reference. */
 typedef struct myr__row_chunk {
   struct myr__row_chunk *next; /* next chunk in input order */
-  size_t n;                    /* rows used */
-  uint32_t *gid;               /* MYR__CHUNK_ROWS group ids */
-  double *y;                   /* MYR__CHUNK_ROWS labels */
-  double *x;                   /* MYR__CHUNK_ROWS * p features */
+  size_t n;                    /* rows, skipped ones included */
+  uint32_t *gid;               /* n group ids; MYR__NO_GROUP for a skipped row */
+  double *y;                   /* n labels (garbage for skipped rows); NULL if ycol */
+  double *x;                   /* n * p features, row-major; NULL if every fcol */
+  const double *ycol;          /* labels in place, or NULL */
+  const double **fcol;         /* p: feature f in place (fcol[f][i]) or NULL (in x);
+                                  NULL when none is */
+  myr__kept *kept;             /* reference keeping ycol and fcol valid, or NULL */
 } myr__row_chunk;
 
 enum { MYR__RES_OK = 0, MYR__RES_FAILED = 1, MYR__RES_ABORTED = 2 };
@@ -42,6 +48,7 @@ enum {
 typedef struct myr__result {
   unsigned char *blob; /* encoded model (RES_OK), owned until drained */
   char *message;       /* failure message (RES_FAILED), owned until drained */
+  char *metrics;       /* metrics JSON kept for the results stream (RES_OK), owned */
   size_t blob_len;
   uint32_t n_train;    /* rows fitted */
   uint32_t n_hold;     /* rows held out */
@@ -66,7 +73,9 @@ typedef struct run {
   myr__pool *pool;        /* workers for parsing and fitting */
 
   /* input */
-  myr__csv *csv;
+  const char *input_name; /* opt->input, or a name for a stream (messages, spec) */
+  struct ArrowArrayStream *stream; /* opt->stream moved here; NULL for a path */
+  myr__source *src;
   size_t n_cols;          /* columns in the source */
   size_t *key_col;        /* n_keys source column indexes */
   size_t label_col;
@@ -75,11 +84,13 @@ typedef struct run {
   size_t p;               /* features */
   myr__parse_slice *slices; /* per pool thread: parsed rows of the current batch */
   size_t n_slices;
+  myr__kept *set_kept[2];   /* per slice set: its batch's in-place columns, or NULL */
+  unsigned char *set_in_place[2]; /* per slice set: n_cols flags (myr__source_keep) */
 
   /* grouping */
   myr__keytab keys;
   myr__row_chunk *head, *tail; /* rows in input order */
-  uint64_t n_used_rows;   /* rows appended to chunks */
+  uint64_t n_used_rows;   /* rows of chunks that have a group */
   uint64_t *offset;       /* per group: first row in x/y; n_groups + 1 entries */
   double *x;              /* grouped rows, row-major */
   double *y;

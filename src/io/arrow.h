@@ -58,6 +58,11 @@ int myr__ipc_writer_write(myr__ipc_writer *w, const struct ArrowArray *batch, my
 int myr__ipc_writer_close(myr__ipc_writer *w, myr_error *err);
 /* Close and free without finishing (on an error path); removes nothing. */
 void myr__ipc_writer_abort(myr__ipc_writer *w);
+/* Write the end-of-stream marker (and footer for files) and flush, without freeing:
+   afterwards only myr__ipc_writer_bytes, _close (which then only closes) and _abort. */
+int myr__ipc_writer_finish(myr__ipc_writer *w, myr_error *err);
+/* Bytes written to the output so far (after _finish: the whole file). */
+uint64_t myr__ipc_writer_bytes(const myr__ipc_writer *w);
 
 /* ------------------------------------------------------------------ builders (arrow_build.c) */
 
@@ -93,6 +98,16 @@ int myr__arrow_builder_finish(myr__arrow_builder *b, struct ArrowSchema *schema_
 /* The schema alone (for writers and for get_schema). */
 int myr__arrow_builder_schema(const myr__arrow_builder *b, struct ArrowSchema *out,
                               myr_error *err);
+/* Bytes column c's values take in the current batch (utf8/binary: the value bytes, which
+   int32 offsets limit to 2^31 - 1 per batch: an append that would pass it returns
+   MYR_EINVAL, so callers finish the batch before; others: length x width). 0 for a bad c. */
+size_t myr__arrow_builder_data_bytes(const myr__arrow_builder *b, size_t c);
+/* For a caller that writes each batch out at once (an IPC writer): the rows built so far
+   as a struct array that borrows the builder's buffers (its release callbacks only mark
+   it released), valid until the builder is next changed; then _clear empties the builder
+   but keeps its memory, so a steady stream of batches allocates nothing. */
+int myr__arrow_builder_view(myr__arrow_builder *b, struct ArrowArray *out, myr_error *err);
+void myr__arrow_builder_clear(myr__arrow_builder *b);
 
 /* An ArrowArrayStream over batches produced one after another: a schema plus a list of
    finished arrays, handed out by get_next in order, then end of stream. Takes ownership

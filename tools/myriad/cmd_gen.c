@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * `myriad gen`: write a synthetic per-group regression or classification data set as
- * CSV. Option parsing
- * and the summary line live here; generation is myr_gen_csv() (include/myriad/gen.h).
+ * CSV or Arrow IPC (file or stream). Option parsing, the format's default from the --out
+ * extension and the summary line live here; generation is myr_gen_csv()
+ * (include/myriad/gen.h).
  * Exit status: 0 ok, 1 runtime error (I/O, memory), 2 usage error.
  */
 #include <getopt.h>
@@ -16,12 +17,17 @@ static void usage(FILE *out) {
   fprintf(out,
           "Usage: myriad gen --out PATH [OPTIONS]\n"
           "\n"
-          "Write a synthetic CSV data set with one regression or classification problem per\n"
-          "group (key), for demos, tests and benchmarks. The same arguments give\n"
-          "byte-identical files.\n"
+          "Write a synthetic data set with one regression or classification problem per\n"
+          "group (key), as CSV or Arrow, for demos, tests and benchmarks. The same\n"
+          "arguments give byte-identical files.\n"
           "\n"
           "Options:\n"
-          "  --out PATH          output CSV file, '-' for stdout (required)\n"
+          "  --out PATH          output file, '-' for stdout (required)\n"
+          "  --format FORMAT     csv, arrow (Arrow IPC file, i.e. Feather v2) or arrows\n"
+          "                      (Arrow IPC stream); default from the --out extension:\n"
+          "                      .arrow, .feather, .ipc -> arrow; .arrows -> arrows;\n"
+          "                      anything else (and stdout) -> csv\n"
+          "  --compression C     Arrow formats: none, lz4 or zstd, per buffer (default none)\n"
           "  --groups N          number of groups, i.e. distinct keys (default 1000)\n"
           "  --rows N            rows per group (default 100); with --skew zipf the mean:\n"
           "                      the total is exactly groups x rows, every group has >= 1\n"
@@ -42,8 +48,8 @@ static void usage(FILE *out) {
           "  --holdout FRACTION  also write a test file holding about this fraction of each\n"
           "                      group's rows, chosen per row by a seeded draw; in [0, 1)\n"
           "                      (default 0: no test file)\n"
-          "  --test-out PATH     test file path (default: --out with '.test' before the\n"
-          "                      extension: data.csv -> data.test.csv)\n"
+          "  --test-out PATH     test file path, in the same format (default: --out with\n"
+          "                      '.test' before the extension: data.csv -> data.test.csv)\n"
           "  --key-columns K     string key columns, 1 to %d (default 2), named in order\n"
           "                      app, api, host, region, zone, tenant, device, metric, with\n"
           "                      values like app-0042 and /api/v1/ep-0007; each group has\n"
@@ -55,31 +61,35 @@ static void usage(FILE *out) {
           "  --threads N         generating threads, 0 = one per core (default 0)\n"
           "  --quiet             do not print the summary line to stderr\n"
           "  -h, --help          show this help\n"
-          "\n"
-          "Data: features are uniform on [-2, 2] with five decimals (the same for every shape\n"
-          "and task). Each group g has its own coefficients, drawn from (seed, g), and a\n"
-          "value s(f) by --shape (indices modulo the feature count):\n"
-          "  linear        b0 + sum_j b_j*f_j + a*sin(f0) + c*f1*f2  (the f1*f2 term only\n"
-          "                with 3 or more features; a linear model per group reaches R^2\n"
-          "                of about 0.8-0.95 when the noise is small)\n"
-          "  smooth        b0 + sum_j 2^-j*[a_j*sin(w_j*f_j + phi_j) + q_j*f_j^2\n"
-          "                   + c_j*cos(f_j + f_{j+1})]\n"
-          "  piecewise     b0 + two random depth-2 trees of thresholds on f0..f3: a step\n"
-          "                function with at most 16 values per group\n"
-          "  interactions  b0 + weak sum_j 2^-j*b_j*f_j + c*(f0-t0)*(f1-t1) + d*f0*f1*f2\n"
-          "                   + e*sign(f2)*sign(f3)\n"
-          "Regression: y = s(f) + noise*N(0,1), five decimals. Classification: s(f) +\n"
-          "noise*N(0,1) is cut at the group's quantiles into K about equally frequent\n"
-          "classes, then --flip redraws a fraction of the classes at random.\n"
-          "The exact formulas are in include/myriad/gen.h.\n"
-          "\n"
-          "Columns: the key columns, f0..f{N-1}, then the label.\n"
-          "\n"
-          "Example:\n"
-          "  myriad gen --groups 100000 --rows 50 --skew zipf --holdout 0.2 --out data.csv\n"
-          "  (writes data.csv and data.test.csv)\n"
-          "  myriad gen --shape piecewise --task classification --classes 3 --out cls.csv\n",
+          "\n",
           MYR_GEN_MAX_FEATURES, MYR_GEN_MAX_CLASSES, MYR_GEN_MAX_KEY_COLUMNS);
+  fputs("Data: features are uniform on [-2, 2] with five decimals (the same for every shape\n"
+        "and task). Each group g has its own coefficients, drawn from (seed, g), and a\n"
+        "value s(f) by --shape (indices modulo the feature count):\n"
+        "  linear        b0 + sum_j b_j*f_j + a*sin(f0) + c*f1*f2  (the f1*f2 term only\n"
+        "                with 3 or more features; a linear model per group reaches R^2\n"
+        "                of about 0.8-0.95 when the noise is small)\n"
+        "  smooth        b0 + sum_j 2^-j*[a_j*sin(w_j*f_j + phi_j) + q_j*f_j^2\n"
+        "                   + c_j*cos(f_j + f_{j+1})]\n"
+        "  piecewise     b0 + two random depth-2 trees of thresholds on f0..f3: a step\n"
+        "                function with at most 16 values per group\n"
+        "  interactions  b0 + weak sum_j 2^-j*b_j*f_j + c*(f0-t0)*(f1-t1) + d*f0*f1*f2\n"
+        "                   + e*sign(f2)*sign(f3)\n"
+        "Regression: y = s(f) + noise*N(0,1), five decimals. Classification: s(f) +\n"
+        "noise*N(0,1) is cut at the group's quantiles into K about equally frequent\n"
+        "classes, then --flip redraws a fraction of the classes at random.\n"
+        "The exact formulas are in include/myriad/gen.h.\n"
+        "\n"
+        "Columns: the key columns, f0..f{N-1}, then the label. In Arrow, keys are utf8,\n"
+        "features and label float64 (the values the CSV text reads as), in record\n"
+        "batches of up to 65536 rows.\n"
+        "\n"
+        "Example:\n"
+        "  myriad gen --groups 100000 --rows 50 --skew zipf --holdout 0.2 --out data.csv\n"
+        "  (writes data.csv and data.test.csv)\n"
+        "  myriad gen --shape piecewise --task classification --classes 3 --out cls.csv\n"
+        "  myriad gen --groups 100000 --rows 100 --compression zstd --out data.arrow\n",
+        out);
 }
 
 enum {
@@ -101,7 +111,9 @@ enum {
   OPT_SHAPE,
   OPT_TASK,
   OPT_CLASSES,
-  OPT_FLIP
+  OPT_FLIP,
+  OPT_FORMAT,
+  OPT_COMPRESSION
 };
 
 /* An integer option in [lo, hi]; prints the error and returns 0 when it is not. */
@@ -146,6 +158,8 @@ int myr_cmd_gen(int argc, char **argv) {
       {"task", required_argument, NULL, OPT_TASK},
       {"classes", required_argument, NULL, OPT_CLASSES},
       {"flip", required_argument, NULL, OPT_FLIP},
+      {"format", required_argument, NULL, OPT_FORMAT},
+      {"compression", required_argument, NULL, OPT_COMPRESSION},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   myr_gen_options opt;
@@ -153,6 +167,8 @@ int myr_cmd_gen(int argc, char **argv) {
   static const char *const shapes[] = {"linear", "smooth", "piecewise", "interactions"};
   int quiet = 0, c;
   const char *class_opt = NULL; /* a classification-only option given, for the check */
+  int format = -1;              /* --format, -1 = from the --out extension */
+  int compression = -1;         /* --compression, -1 = not given */
   unsigned long long v;
   double d;
 
@@ -265,6 +281,32 @@ int myr_cmd_gen(int argc, char **argv) {
       opt.flip = d;
       class_opt = "--flip";
       break;
+    case OPT_FORMAT:
+      if (!strcmp(optarg, "csv")) {
+        format = MYR_GEN_FORMAT_CSV;
+      } else if (!strcmp(optarg, "arrow")) {
+        format = MYR_GEN_FORMAT_ARROW_FILE;
+      } else if (!strcmp(optarg, "arrows")) {
+        format = MYR_GEN_FORMAT_ARROW_STREAM;
+      } else {
+        fprintf(stderr, "myriad gen: --format must be csv, arrow or arrows, got '%s'\n",
+                optarg);
+        return 2;
+      }
+      break;
+    case OPT_COMPRESSION:
+      if (!strcmp(optarg, "none")) {
+        compression = MYR_GEN_COMPRESSION_NONE;
+      } else if (!strcmp(optarg, "lz4")) {
+        compression = MYR_GEN_COMPRESSION_LZ4;
+      } else if (!strcmp(optarg, "zstd")) {
+        compression = MYR_GEN_COMPRESSION_ZSTD;
+      } else {
+        fprintf(stderr, "myriad gen: --compression must be none, lz4 or zstd, got '%s'\n",
+                optarg);
+        return 2;
+      }
+      break;
     case 'h': usage(stdout); return 0;
     case ':':
       fprintf(stderr, "myriad gen: %s needs a value\n", argv[optind - 1]);
@@ -288,6 +330,13 @@ int myr_cmd_gen(int argc, char **argv) {
     fprintf(stderr, "myriad gen: %s needs --task classification\n", class_opt);
     return 2;
   }
+  opt.format = format >= 0 ? format : myr_gen_format_of_path(opt.out);
+  if (compression > MYR_GEN_COMPRESSION_NONE && opt.format == MYR_GEN_FORMAT_CSV) {
+    fprintf(stderr, "myriad gen: --compression needs an Arrow output (--format arrow or "
+                    "arrows, or an .arrow/.arrows --out)\n");
+    return 2;
+  }
+  opt.compression = compression > 0 ? compression : MYR_GEN_COMPRESSION_NONE;
 
   myr_gen_summary sum;
   myr_error err = {0};

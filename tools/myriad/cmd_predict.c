@@ -3,7 +3,9 @@
  * `myriad predict`: options to myr_predict_options, plugins into a registry, a progress
  * line on a terminal, and the summary (every row accounted for by reason) at the end.
  * When the predictions go to stdout (--out -), the summary goes to stderr so that stdout
- * holds only the CSV. Ctrl-C stops cleanly: no partial output file is left behind.
+ * holds only the predictions. Ctrl-C stops cleanly: no partial output file is left behind.
+ * INPUT may be CSV or Arrow IPC (the library tells them apart); --format (or --out's
+ * extension) chooses a CSV or Arrow IPC output.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -19,16 +21,22 @@ static void usage(FILE *out) {
       out,
       "Usage: myriad predict INPUT --store PATH --out PATH [OPTIONS]\n"
       "\n"
-      "Score every row of INPUT, a CSV file with a header row, with the current model\n"
-      "of its key in the store. Each key's model is read and decoded once. INPUT needs\n"
+      "Score every row of INPUT with the current model of its key in the store. INPUT\n"
+      "is a CSV file with a header row, or an Arrow IPC file or stream (.arrow,\n"
+      ".feather, .arrows; recognized by its first bytes, whatever its name). Each\n"
+      "key's model is read and decoded once. INPUT needs\n"
       "the store's key columns and the feature columns the models were trained on\n"
       "(found by name; other columns are ignored). Every input row gets exactly one\n"
       "output row, in input order; rows that cannot be scored say why.\n"
       "\n"
       "Options:\n"
       "  --store PATH         the store written by 'myriad train' (required)\n"
-      "  --out PATH           output CSV, '-' for stdout (required); written to\n"
+      "  --out PATH           output file, '-' for stdout (required); written to\n"
       "                       PATH.tmp and renamed when complete\n"
+      "  --format F           csv, arrow (Arrow IPC file) or arrows (Arrow IPC\n"
+      "                       stream); default: from the extension of --out\n"
+      "                       (.arrow, .feather, .ipc: arrow; .arrows: arrows;\n"
+      "                       otherwise csv)\n"
       "  --delimiter C        ',', ';' or 'tab' (default: detected from the header)\n"
       "  --threads N          worker threads (default: one per core)\n"
       "  --plugin PATH        load model families from a plugin library (repeatable);\n"
@@ -38,7 +46,8 @@ static void usage(FILE *out) {
       "  --quiet              no progress line and no summary\n"
       "  -h, --help           show this help\n"
       "\n"
-      "Output columns (comma-separated):\n"
+      "Output columns (CSV: comma-separated; Arrow: utf8 keys, int64 row, float64\n"
+      "prediction, utf8 probabilities and reason, null where the CSV is empty):\n"
       "  <key columns>        the row's key, named as in the store (empty when the\n"
       "                       row could not be read)\n"
       "  row                  1-based data row of INPUT (header excluded): joins back\n"
@@ -66,7 +75,8 @@ static void usage(FILE *out) {
       "1 on errors, 2 on bad usage.\n"
       "\n"
       "Example:\n"
-      "  myriad predict new.csv --store models.db --out predictions.csv\n");
+      "  myriad predict new.csv --store models.db --out predictions.csv\n"
+      "  myriad predict new.arrow --store models.db --out predictions.arrow\n");
 }
 
 typedef struct progress_state {
@@ -124,6 +134,7 @@ static void print_summary(FILE *f, const myr_predict_options *o,
 int myr_cmd_predict(int argc, char **argv) {
   static const struct option longopts[] = {{"store", required_argument, 0, 'S'},
                                            {"out", required_argument, 0, 'o'},
+                                           {"format", required_argument, 0, 'F'},
                                            {"delimiter", required_argument, 0, 'd'},
                                            {"threads", required_argument, 0, 't'},
                                            {"plugin", required_argument, 0, 'P'},
@@ -144,6 +155,20 @@ int myr_cmd_predict(int argc, char **argv) {
     switch (ch) {
     case 'S': o.store = optarg; break;
     case 'o': o.out = optarg; break;
+    case 'F':
+      if (!strcmp(optarg, "csv"))
+        o.out_format = MYR_PREDICT_OUT_CSV;
+      else if (!strcmp(optarg, "arrow") || !strcmp(optarg, "feather"))
+        o.out_format = MYR_PREDICT_OUT_ARROW_FILE;
+      else if (!strcmp(optarg, "arrows"))
+        o.out_format = MYR_PREDICT_OUT_ARROW_STREAM;
+      else {
+        fprintf(stderr,
+                "myriad predict: --format must be csv, arrow or arrows, got '%s'\n",
+                optarg);
+        goto done;
+      }
+      break;
     case 'd':
       if (!strcmp(optarg, "tab") || !strcmp(optarg, "\\t") || !strcmp(optarg, "\t"))
         o.delimiter = '\t';
@@ -202,7 +227,7 @@ int myr_cmd_predict(int argc, char **argv) {
   }
   if (!o.out) {
     fprintf(stderr,
-            "myriad predict: --out is required (a CSV path, or '-' for stdout)\n");
+            "myriad predict: --out is required (a file path, or '-' for stdout)\n");
     goto done;
   }
   o.input = argv[optind];
