@@ -28,6 +28,8 @@
 #include "io/number.h"
 #include "myriad/blob.h"
 
+#define MAX_KEYS 16 /* myr_train accepts at most 16 key columns */
+
 /* A cell as a number: MYR__NUM_* */
 static inline int cell_number(const myr__column *c, size_t i, double *out, const char **text,
                        size_t *text_len) {
@@ -171,6 +173,7 @@ struct myr__parse_slice {
   const double **fcol; /* p: feature f in place (from row lo), or NULL */
   int any_in_place;    /* some fcol[f] is set */
   uint64_t *hash;      /* key lookup hashes */
+  uint8_t *same;       /* 1: the row's key bytes equal the previous row's (in this slice) */
   size_t *key_off;     /* start of each row's key encoding in keys */
   myr__buf keys;       /* key encodings, back to back */
   int rc;              /* MYR_OK, or a failure of this slice */
@@ -210,10 +213,13 @@ static int slice_reserve(myr__parse_slice *s, size_t rows, size_t p, int need_y,
   uint64_t *h = myr__reallocarray(s->hash, rows, sizeof *h);
   if (h)
     s->hash = h;
+  uint8_t *sm = myr__realloc(s->same, rows);
+  if (sm)
+    s->same = sm;
   size_t *ko = myr__reallocarray(s->key_off, rows + 1, sizeof *ko);
   if (ko)
     s->key_off = ko;
-  if (!st || !bc || !h || !ko)
+  if (!st || !bc || !h || !sm || !ko)
     return 0;
   s->cap = rows;
   return 1;
@@ -226,6 +232,7 @@ static void slice_free(myr__parse_slice *s) {
   myr__free(s->y);
   myr__free(s->x);
   myr__free(s->hash);
+  myr__free(s->same);
   myr__free(s->key_off);
   myr__buf_free(&s->keys);
 }
@@ -331,11 +338,20 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
   myr__buf_reset(&s->keys);
   for (int k = 0; k < MYR_SKIP__COUNT; k++)
     s->ex[k].row = 0;
+  /* Input is often sorted or clustered by key: a row whose key cells hold the same bytes
+     as the previous row's (whose key was good) is neither checked nor hashed again, and
+     merging reuses that row's group. prev_t/prev_tl: the previous row's key texts. */
+  const char *prev_t[MAX_KEYS];
+  size_t prev_tl[MAX_KEYS];
+  int prev_ok = 0;
   for (size_t i = s->lo; i < s->hi; i++) {
     size_t j = i - s->lo;
     s->key_off[j] = s->keys.len;
     s->status[j] = 0;
     s->bad_col[j] = 0;
+    s->same[j] = 0;
+    int same = prev_ok;
+    prev_ok = 0;
     if (b->skip && b->skip[i]) {
       s->status[j] = b->skip[i];
       if (!s->ex[b->skip[i] - 1].row)
@@ -353,14 +369,21 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
       } else if (c->kind == MYR__COL_TEXT) {
         t = c->text + c->text_off[i];
         tl = c->text_len[i];
-        if (myr__is_missing_fast(t, tl))
+        if (same && (tl != prev_tl[k] || memcmp(t, prev_t[k], tl) != 0))
+          same = 0;
+        if (same)
+          ; /* checked on the previous row */
+        else if (myr__is_missing_fast(t, tl))
           bad = MYR_SKIP_MISSING_KEY + 1;
         else if (!myr__utf8_valid((const unsigned char *)t, tl))
           bad = MYR_SKIP_INVALID_KEY + 1;
+        prev_t[k] = t;
+        prev_tl[k] = tl;
       } else if (c->kind == MYR__COL_I64) {
         int w = snprintf(num, sizeof num, "%lld", (long long)c->i64[i]);
         t = num;
         tl = (size_t)w;
+        same = 0; /* num is rewritten for every row */
       } else {
         bad = MYR_SKIP_INVALID_KEY + 1;
       }
@@ -385,6 +408,12 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
       continue;
     }
     /* A row skipped below for its label or a feature keeps its (unused) encoding. */
+    prev_ok = !s->keys.failed;
+    if (same) {
+      s->same[j] = 1;
+      s->hash[j] = s->hash[j - 1];
+      continue;
+    }
     const unsigned char *enc = (const unsigned char *)s->keys.data + s->key_off[j];
     s->hash[j] = myr__key_lookup_hash(enc, s->keys.len - s->key_off[j]);
   }
@@ -420,6 +449,12 @@ static int merge_slice(run *r, myr__parse_slice *s, myr__kept *kept, myr_error *
       if (sum->skipped[reason]++ == 0)
         sum->skip_example[reason] = s->ex[reason];
       gid[j] = MYR__NO_GROUP;
+      continue;
+    }
+    if (s->same[j] && gid[j - 1] != MYR__NO_GROUP) { /* same key as row j - 1 */
+      gid[j] = gid[j - 1];
+      r->keys.count[gid[j]]++;
+      used++;
       continue;
     }
     const unsigned char *enc = (const unsigned char *)s->keys.data + s->key_off[j];
