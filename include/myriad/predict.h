@@ -103,7 +103,8 @@ typedef struct myr_predict_summary {
   uint64_t first_missed_row[MYR_MISS__COUNT]; /* 1-based input row, 0 when none */
   char first_missed_detail[MYR_MISS__COUNT][160]; /* what was wrong with that row */
   uint64_t keys_seen;                 /* distinct keys in the input */
-  uint64_t models_loaded;             /* models read from the store and decoded */
+  uint64_t models_loaded;             /* models read and decoded (again for a key seen
+                                         after its model left the cache) */
   int has_probabilities;              /* the output has the probabilities column */
   unsigned n_threads;                 /* threads used */
   double seconds_total;

@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Arena blocks form a singly linked list, newest first. Invariant: head->size >= used.
- * On reset, if more than one block was needed, all are freed and one block of the total
- * size replaces them, so the steady state is one block and zero system calls per model.
+ * A new block is twice the last one (from min_block up to GROW_MAX), or the request's
+ * size. On reset, if more than one block was needed, all are freed and one block of the
+ * total size replaces them, so the steady state is one block and zero system calls per
+ * model.
  */
 #include "core/arena.h"
 
 #include <stdint.h>
 
 #include "core/alloc.h"
+
+#define GROW_MAX ((size_t)64 << 20) /* largest block asked for by doubling */
 
 struct myr__arena_block {
   myr__arena_block *next; /* older block */
@@ -35,7 +39,11 @@ void *myr__arena_alloc(myr__arena *a, size_t size, size_t align) {
       return (unsigned char *)a->head->data + off;
     }
   }
+  /* Blocks double (up to GROW_MAX): an arena that keeps growing, such as predict's
+     model cache, asks the system for memory O(log n) times, not once per allocation. */
   size_t want = a->min_block;
+  if (a->head && a->head->size > want)
+    want = a->head->size < GROW_MAX / 2 ? 2 * a->head->size : GROW_MAX;
   if (size > SIZE_MAX / 2 - align)
     return NULL;
   if (want < size + align)

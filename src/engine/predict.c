@@ -10,7 +10,10 @@
  *   2. models: each key is interned in a key table; a key seen for the first time costs
  *      one store lookup by the full key and one decode. Hits, misses (no model) and
  *      failures (model_error) are all cached for the whole run, so no key is looked up
- *      or decoded twice. Decoded models live in one arena freed at the end.
+ *      or decoded twice while it stays cached. Decoded models live in their own arena:
+ *      when it holds more than MODEL_CACHE_BYTES at the start of a batch, every model is
+ *      forgotten and the arena reset (its memory is reused, not returned: no new pages
+ *      to fault in), and a key seen again is looked up and decoded again.
  *   3. score: features are parsed with the columns of the model's run, the row is
  *      predicted, and its output line is formatted into the slice's buffer; per-reason
  *      counts and the first row of each reason are kept per slice.
@@ -77,7 +80,10 @@ typedef struct prun {
   char *problem;        /* why its models cannot be used here; NULL when usable */
 } prun;
 
-enum { KEY_OK = 1, KEY_NO_MODEL = 2, KEY_ERROR = 3 };
+enum { KEY_EVICTED = 0, KEY_OK = 1, KEY_NO_MODEL = 2, KEY_ERROR = 3 };
+
+/* Decoded models kept at most, checked between batches (a batch's models stay). */
+#define MODEL_CACHE_BYTES ((size_t)64 << 20)
 
 /* What a key resolved to; one per key table entry, filled on the key's first row. */
 typedef struct pkey {
@@ -134,7 +140,8 @@ typedef struct pctx {
   myr__keytab keys;    /* every key seen */
   pkey *models;        /* per key table id */
   size_t models_cap;
-  myr__arena arena; /* decoded models and their messages */
+  myr__arena arena;  /* messages of keys that failed */
+  myr__arena marena; /* decoded models (MODEL_CACHE_BYTES) */
   myr__buf keyvals; /* NUL-terminated key values for one lookup */
   myr__pool *pool;
   pslice *slices;
@@ -508,7 +515,7 @@ static int use_blob(lookup *l, const prun *run, const unsigned char *blob, size_
     k->message = run->problem;
     return 0;
   }
-  myr_scratch scratch = myr__arena_scratch(&c->arena);
+  myr_scratch scratch = myr__arena_scratch(&c->marena);
   const myr_model_family *f = NULL;
   void *model = NULL;
   myr_blob_view view;
@@ -1270,6 +1277,12 @@ static int process_batch(pctx *c, const myr__batch *b, myr_error *err) {
   /* 1. keys */
   run_step(c, b, n_slices, 0);
   /* 2. models, in row order on this thread (the store is single-threaded) */
+  if (c->marena.live > MODEL_CACHE_BYTES) {
+    for (size_t g = 0; g < c->keys.n; g++)
+      if (c->models[g].state == KEY_OK)
+        c->models[g].state = KEY_EVICTED;
+    myr__arena_reset(&c->marena);
+  }
   for (size_t t = 0; t < n_slices; t++) {
     pslice *s = &c->slices[t];
     if (s->rc != MYR_OK)
@@ -1281,7 +1294,7 @@ static int process_batch(pctx *c, const myr__batch *b, myr_error *err) {
       size_t known = c->keys.n;
       MYR_RETURN_NOT_OK(myr__keytab_intern(
           &c->keys, enc, s->key_off[j + 1] - s->key_off[j], s->hash[j], &s->gid[j], err));
-      if (c->keys.n > known)
+      if (c->keys.n > known || c->models[s->gid[j]].state == KEY_EVICTED)
         MYR_RETURN_NOT_OK(load_key(c, s->gid[j], err));
     }
   }
@@ -1671,7 +1684,8 @@ int myr_predict(const myr_predict_options *opt, myr_predict_summary *summary_out
   c.want_csv = c.out_format == MYR_PREDICT_OUT_CSV;
   myr__keytab_init(&c.keys);
   myr__keytab_init(&c.mkeys);
-  myr__arena_init(&c.arena, 256 * 1024);
+  myr__arena_init(&c.arena, 64 * 1024);
+  myr__arena_init(&c.marena, 256 * 1024);
   myr__buf_init(&c.keyvals);
   myr__buf_init(&c.probs);
   myr__buf_init(&c.mblobs);
@@ -1700,6 +1714,7 @@ int myr_predict(const myr_predict_options *opt, myr_predict_summary *summary_out
   myr__free(c.tmp_path);
   myr__keytab_free(&c.keys);
   myr__arena_free(&c.arena);
+  myr__arena_free(&c.marena);
   myr__buf_free(&c.keyvals);
   myr__buf_free(&c.probs);
   myr__arrow_builder_free(c.ab);
