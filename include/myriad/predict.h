@@ -92,6 +92,9 @@ typedef struct myr_predict_options {
      row wins. Moved into myr_predict like `stream`. */
   struct ArrowArrayStream *models;
   int out_format;               /* enum myr_predict_format of `out` */
+  size_t model_cache_bytes;     /* decoded models kept from one batch to the next; past it
+                                   they are decoded again when their key returns;
+                                   0 = 64 MiB */
 } myr_predict_options;
 
 /** What happened. */

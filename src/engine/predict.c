@@ -11,7 +11,7 @@
  *      one store lookup by the full key and one decode. Hits, misses (no model) and
  *      failures (model_error) are all cached for the whole run, so no key is looked up
  *      or decoded twice while it stays cached. Decoded models live in their own arena:
- *      when it holds more than MODEL_CACHE_BYTES at the start of a batch, every model is
+ *      when it holds more than opt->model_cache_bytes at the start of a batch, every model is
  *      forgotten and the arena reset (its memory is reused, not returned: no new pages
  *      to fault in), and a key seen again is looked up and decoded again.
  *   3. score: features are parsed with the columns of the model's run, the row is
@@ -82,7 +82,8 @@ typedef struct prun {
 
 enum { KEY_EVICTED = 0, KEY_OK = 1, KEY_NO_MODEL = 2, KEY_ERROR = 3 };
 
-/* Decoded models kept at most, checked between batches (a batch's models stay). */
+/* Decoded models kept by default (opt->model_cache_bytes), checked between batches (a
+   batch's models stay). */
 #define MODEL_CACHE_BYTES ((size_t)64 << 20)
 
 /* What a key resolved to; one per key table entry, filled on the key's first row. */
@@ -1277,7 +1278,8 @@ static int process_batch(pctx *c, const myr__batch *b, myr_error *err) {
   /* 1. keys */
   run_step(c, b, n_slices, 0);
   /* 2. models, in row order on this thread (the store is single-threaded) */
-  if (c->marena.live > MODEL_CACHE_BYTES) {
+  size_t cache = c->opt->model_cache_bytes ? c->opt->model_cache_bytes : MODEL_CACHE_BYTES;
+  if (c->marena.live > cache) {
     for (size_t g = 0; g < c->keys.n; g++)
       if (c->models[g].state == KEY_OK)
         c->models[g].state = KEY_EVICTED;

@@ -366,6 +366,41 @@ static void test_models_loaded_once_and_threads_agree(void **state) {
   table_free(&t);
 }
 
+/* A cache too small for one model: every batch forgets the models of the one before and
+   decodes them again; predictions do not change. */
+static void test_model_cache_evicts_between_batches(void **state) {
+  (void)state;
+  char store[512], path[512], out_small[512], out_default[512];
+  linear_store(store, sizeof store, "cache.db");
+  size_t n = 150000, len; /* 65536-row batches: three of them */
+  char *csv = interleaved(n, &len);
+  tu_write_file(path, sizeof path, "cache.csv", csv, len);
+  free(csv);
+  myr_predict_summary s[2];
+  for (int k = 0; k < 2; k++) {
+    char *out = k ? out_default : out_small;
+    tu_path(out, 512, k ? "cache_default.out" : "cache_small.out");
+    myr_predict_options o;
+    memset(&o, 0, sizeof o);
+    o.input = path;
+    o.store = store;
+    o.out = out;
+    o.n_threads = 2;
+    o.model_cache_bytes = k ? 0 : 1;
+    myr_error err = {0};
+    assert_int_equal(myr_predict(&o, &s[k], &err), MYR_OK);
+  }
+  assert_int_equal(s[1].models_loaded, 2);
+  assert_int_equal(s[0].models_loaded, 2 * 3); /* both keys again in every batch */
+  assert_int_equal(s[0].rows_predicted, s[1].rows_predicted);
+  char *a = read_file(out_small, NULL), *b = read_file(out_default, NULL);
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_string_equal(a, b);
+  free(a);
+  free(b);
+}
+
 static void test_header_only_input(void **state) {
   (void)state;
   char store[512];
@@ -765,6 +800,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_known_values_and_reasons),
       cmocka_unit_test(test_models_loaded_once_and_threads_agree),
+      cmocka_unit_test(test_model_cache_evicts_between_batches),
       cmocka_unit_test(test_header_only_input),
       cmocka_unit_test(test_missing_columns_fail_up_front),
       cmocka_unit_test(test_run_with_missing_features_is_model_error),
