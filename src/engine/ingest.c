@@ -649,13 +649,17 @@ int myr__ingest(run *r, myr_error *err) {
       if (rc == MYR_OK) {
         job.b = b;
         job.set = r->slices + (size_t)(1 - cur) * r->n_slices;
-        myr__pool_start(r->pool, n_cur, parse_task, &job);
-        parsing = 1;
+        /* One thread: parse after merging, so that --threads 1 uses one core. */
+        parsing = myr__pool_size(r->pool) > 1 ? 1 : 2;
+        if (parsing == 1)
+          myr__pool_start(r->pool, n_cur, parse_task, &job);
       }
     }
     int mrc = merge_set(r, done_set, n_done, err);
-    if (parsing)
+    if (parsing == 1)
       myr__pool_wait(r->pool);
+    else if (parsing == 2 && mrc == MYR_OK)
+      myr__pool_run(r->pool, n_cur, parse_task, &job);
     if (rc == MYR_OK)
       rc = mrc;
     if (rc == MYR_OK && o->cancel && *o->cancel) {

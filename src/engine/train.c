@@ -382,10 +382,16 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
   pr.groups_total = n_tasks;
   double t0 = myr__now(), last = 0;
   int rc = MYR_OK;
-  myr__pool_start(r->pool, n_tasks, fit_task, r);
-  size_t next = 0;
+  /* With one thread the calling thread fits and stores each group in turn, so that
+     --threads 1 uses one core; otherwise the pool fits while this thread stores. */
+  const int inline_fit = n_threads == 1;
+  if (!inline_fit)
+    myr__pool_start(r->pool, n_tasks, fit_task, r);
+  size_t next = 0, fitted = 0;
   uint64_t rows_done = 0; /* rows of the groups drained so far */
   while (next < n_tasks) {
+    if (inline_fit && fitted == next)
+      fit_task(r, fitted++, 0);
     if (atomic_load_explicit(&r->ready[next], memory_order_acquire)) {
       size_t task = r->done_list[next++];
       rows_done += r->keys.count[r->order[task]];
@@ -402,7 +408,7 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
       if ((next & 255) != 0)
         continue;
     } else {
-      struct timespec ts = {0, 200000};
+      struct timespec ts = {0, 1000000}; /* 1 ms: fewer wake-ups taking a core */
       nanosleep(&ts, NULL);
     }
     if (rc == MYR_OK && r->opt->cancel && *r->opt->cancel) {
@@ -414,7 +420,8 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
     pr.rows_done = rows_done;
     myr__report(r, &pr, &last, t0, 0);
   }
-  myr__pool_wait(r->pool);
+  if (!inline_fit)
+    myr__pool_wait(r->pool);
   /* A cancel seen only by the workers (tasks completed as aborted) still fails the run. */
   if (rc == MYR_OK && r->opt->cancel && *r->opt->cancel)
     rc = myr_error_set(err, MYR_ECANCELED, "canceled after %zu of %zu groups", next,
