@@ -16,7 +16,7 @@ all: build
 help:
 	@echo "make demo    install, build, generate $(DEMO_GROUPS) groups, train them, show results"
 	@echo "make test    install, build (release + ASan/UBSan), run every test"
-	@echo "make bench   run the benchmarks against scikit-learn (linear, forest; slow)"
+	@echo "make bench   run the benchmarks (linear and forest vs scikit-learn, Arrow vs CSV; slow)"
 	@echo "make build   release build in build/release (CLI: $(CLI))"
 	@echo "make deps    install Debian packages and the Python .venv"
 
@@ -49,6 +49,7 @@ test: checksrc test-c test-asan test-python
 bench: build
 	MYR_CLI=$(abspath $(CLI)) $(PYTHON) bench/linear_vs_sklearn.py
 	MYR_CLI=$(abspath $(CLI)) $(PYTHON) bench/forest_vs_sklearn.py
+	MYR_CLI=$(abspath $(CLI)) $(PYTHON) bench/arrow_ingest.py
 
 fuzz: deps
 	@cmake --preset fuzz >/dev/null

@@ -257,34 +257,6 @@ static size_t put_date(char *out, int64_t days) {
   return o;
 }
 
-/* As pyarrow's CSV writer: "YYYY-MM-DD HH:MM:SS", then for ms/us/ns a '.' and 3/6/9
-   digits, then 'Z' when the type has a time zone (the value is UTC). */
-static size_t put_timestamp(char *out, int64_t v, int unit, int tz) {
-  static const int64_t per[4] = {1, 1000, 1000000, 1000000000};
-  int64_t secs, frac, days, sod;
-  floor_div(v, per[unit], &secs, &frac);
-  floor_div(secs, 86400, &days, &sod);
-  size_t o = put_date(out, days);
-  out[o++] = ' ';
-  o += put_2(out + o, (unsigned)(sod / 3600));
-  out[o++] = ':';
-  o += put_2(out + o, (unsigned)(sod / 60 % 60));
-  out[o++] = ':';
-  o += put_2(out + o, (unsigned)(sod % 60));
-  if (unit > 0) {
-    out[o++] = '.';
-    int digits = 3 * unit;
-    for (int k = digits - 1; k >= 0; k--) {
-      out[o + (size_t)k] = (char)('0' + frac % 10);
-      frac /= 10;
-    }
-    o += (size_t)digits;
-  }
-  if (tz)
-    out[o++] = 'Z';
-  return o;
-}
-
 /* As pyarrow's CSV writer: "HH:MM:SS", then for ms/us/ns a '.' and 3/6/9 digits. */
 static size_t put_time(char *out, int64_t v, int unit) {
   static const int64_t per[4] = {1, 1000, 1000000, 1000000000};
@@ -305,6 +277,21 @@ static size_t put_time(char *out, int64_t v, int unit) {
     }
     o += (size_t)digits;
   }
+  return o;
+}
+
+/* As pyarrow's CSV writer: "YYYY-MM-DD HH:MM:SS", then for ms/us/ns a '.' and 3/6/9
+   digits, then 'Z' when the type has a time zone (the value is UTC). */
+static size_t put_timestamp(char *out, int64_t v, int unit, int tz) {
+  static const int64_t per[4] = {1, 1000, 1000000, 1000000000};
+  int64_t secs, frac, days, sod;
+  floor_div(v, per[unit], &secs, &frac);
+  floor_div(secs, 86400, &days, &sod);
+  size_t o = put_date(out, days);
+  out[o++] = ' ';
+  o += put_time(out + o, v, unit); /* the time of day of v, as a time column */
+  if (tz)
+    out[o++] = 'Z';
   return o;
 }
 

@@ -19,8 +19,7 @@ import pytest
 
 import pyhelpers
 
-myriad = pytest.importorskip("myriad", reason="the myriad package is not installed "
-                             "(make deps installs it into .venv)")
+import myriad  # noqa: E402 - make deps installs it into .venv; missing is a failure
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ["app", "api"]
