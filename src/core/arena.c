@@ -42,7 +42,7 @@ void *myr__arena_alloc(myr__arena *a, size_t size, size_t align) {
   /* Blocks double (up to GROW_MAX): an arena that keeps growing, such as predict's
      model cache, asks the system for memory O(log n) times, not once per allocation. */
   size_t want = a->min_block;
-  if (a->head && a->head->size > want)
+  if (a->head && a->head->size >= want)
     want = a->head->size < GROW_MAX / 2 ? 2 * a->head->size : GROW_MAX;
   if (size > SIZE_MAX / 2 - align)
     return NULL;

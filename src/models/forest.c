@@ -1571,16 +1571,20 @@ static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n
   const size_t n_out = task == TASK_CLF ? k : 1;
   forest_model *m;
   double *classes = NULL;
-  uint32_t *stack, *sdepth;
+  uint32_t *stack = NULL, *sdepth = NULL;
   if (!NEW(m, 1))
     return myr_error_set(err, MYR_ENOMEM, "out of memory decoding a forest");
   memset(m, 0, sizeof *m);
+  /* A tree of nn nodes has (nn + 1) / 2 leaves and at most (nn - 1) / 2 open splits on
+     its stack: bounds that keep the arrays close to what is written (the decoded model
+     is what predict's cache counts). */
+  const size_t max_leaves = max_nodes / 2 + n_trees;
+  size_t stack_cap = 0;
   if (max_nodes > SIZE_MAX / 8 / (n_out + k) ||
       !NEW(m->tree_node, (size_t)n_trees + 1) || !NEW(m->tree_depth, n_trees) ||
       !NEW(m->nodes, max_nodes) || !NEW(m->leaf_of, max_nodes) ||
-      !NEW(m->values, max_nodes * n_out) || !NEW(stack, max_nodes) ||
-      !NEW(sdepth, max_nodes) ||
-      (k && (!NEW(classes, k) || !NEW(m->counts, max_nodes * k))))
+      !NEW(m->values, max_leaves * n_out) ||
+      (k && (!NEW(classes, k) || !NEW(m->counts, max_leaves * k))))
     return myr_error_set(err, MYR_ENOMEM, "out of memory decoding a forest");
   m->task = task;
   m->n_features = (uint32_t)n_features;
@@ -1600,6 +1604,11 @@ static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n
     pos += 4;
     if (nn == 0 || nn % 2 == 0 || nn > (len - pos) / min_node || nn > max_nodes - node)
       return CORRUPT("tree of %u nodes does not fit %zu remaining bytes", nn, len - pos);
+    if (nn / 2 + 1 > stack_cap) { /* trees are alike: this rarely grows */
+      stack_cap = nn / 2 + 1;
+      if (!NEW(stack, stack_cap) || !NEW(sdepth, stack_cap))
+        return myr_error_set(err, MYR_ENOMEM, "out of memory decoding a forest");
+    }
     m->tree_node[t] = node;
     fnode *nodes = m->nodes + node;
     uint32_t sp = 0, depth = 0, depth_max = 0;
@@ -1636,6 +1645,8 @@ static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n
         nd->next = 0;
         m->leaf_of[node + i] = NOT_LEAF;
         pos += 4;
+        if (sp >= stack_cap) /* a valid tree has (nn - 1) / 2 splits */
+          return CORRUPT("tree of %u nodes has too many splits", nn);
         stack[sp] = i;
         sdepth[sp++] = depth;
         prev_internal = 1;
