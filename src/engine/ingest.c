@@ -307,6 +307,13 @@ static void parse_numbers(const run *r, const myr__batch *b, myr__parse_slice *s
   const size_t lo = s->lo, n = s->hi - s->lo;
   if (c->kind == MYR__COL_F64 && (!c->validity || !dst)) {
     const double *src = c->f64 + lo;
+    if (!dst && !c->validity) { /* read in place: only non-finite values need a look */
+      int bad = 0;
+      for (size_t j = 0; j < n; j++)
+        bad |= !(src[j] - src[j] == 0); /* NaN and +-inf: x - x is NaN */
+      if (!bad)
+        return;
+    }
     for (size_t j = 0; j < n; j++) {
       double v = src[j];
       if (dst)
