@@ -707,6 +707,7 @@ typedef struct group_job {
   size_t *first;               /* n_tasks + 1: task t has chunks [first[t], first[t+1]) */
   uint64_t *pos;               /* n_tasks * n_groups counts, then destination rows */
   int scatter;                 /* 0: count, 1: scatter */
+  size_t base;                 /* index of chunk[0] among all chunks (for ref) */
 } group_job;
 
 static void scatter_row(run *r, const myr__row_chunk *c, size_t i, uint64_t dst) {
@@ -734,10 +735,12 @@ static int group_task(void *ctx, size_t t, unsigned worker) {
       uint32_t g = c->gid[i];
       if (g == MYR__NO_GROUP)
         continue;
-      if (job->scatter)
-        scatter_row(r, c, i, pos[g]++);
-      else
+      if (!job->scatter)
         pos[g]++;
+      else if (r->ref)
+        r->ref[pos[g]++] = (uint64_t)(job->base + k) << 32 | i;
+      else
+        scatter_row(r, c, i, pos[g]++);
     }
   }
   return MYR_OK;
@@ -751,17 +754,32 @@ int myr__group_rows(run *r, myr_error *err) {
   if (n_tasks > 1 && n_tasks * g_n > GROUP_MAX_POSITIONS)
     n_tasks = g_n < GROUP_MAX_POSITIONS / 2 ? GROUP_MAX_POSITIONS / g_n : 1;
   size_t max_chunks = 0;
-  for (myr__row_chunk *c = r->head; c; c = c->next)
+  /* Rows are referenced, not copied, when every chunk holds them in place. */
+  int gather = r->p > 0;
+  for (myr__row_chunk *c = r->head; c; c = c->next) {
     max_chunks++;
+    if (!c->ycol || !c->fcol || c->x || c->n > UINT32_MAX)
+      gather = 0;
+  }
+  if (max_chunks > UINT32_MAX)
+    gather = 0;
   r->offset = myr__calloc(g_n + 1, sizeof *r->offset);
   r->order = myr__calloc(g_n, sizeof *r->order);
   uint64_t *fill = myr__calloc(g_n, sizeof *fill);
   uint64_t *pos = myr__reallocarray(NULL, n_tasks * g_n, sizeof *pos);
   myr__row_chunk **chunk = myr__calloc(max_chunks + 1, sizeof *chunk);
   size_t *first = myr__calloc(n_tasks + 1, sizeof *first);
-  r->x = myr__reallocarray(NULL, r->n_used_rows * r->p, sizeof *r->x);
-  r->y = myr__reallocarray(NULL, r->n_used_rows, sizeof *r->y);
-  if (!r->offset || !r->order || !fill || !pos || !chunk || !first || !r->x || !r->y) {
+  int rows_ok;
+  if (gather) {
+    r->ref = myr__reallocarray(NULL, r->n_used_rows ? r->n_used_rows : 1, sizeof *r->ref);
+    r->chunks = myr__calloc(max_chunks + 1, sizeof *r->chunks);
+    rows_ok = r->ref && r->chunks;
+  } else {
+    r->x = myr__reallocarray(NULL, r->n_used_rows * r->p, sizeof *r->x);
+    r->y = myr__reallocarray(NULL, r->n_used_rows, sizeof *r->y);
+    rows_ok = r->x && r->y;
+  }
+  if (!r->offset || !r->order || !fill || !pos || !chunk || !first || !rows_ok) {
     myr__free(fill);
     myr__free(pos);
     myr__free(chunk);
@@ -773,10 +791,12 @@ int myr__group_rows(run *r, myr_error *err) {
     r->offset[g + 1] = r->offset[g] + r->keys.count[g];
     fill[g] = r->offset[g];
   }
-  group_job job = {r, chunk, first, pos, 0};
-  while (r->head) {
+  group_job job = {r, chunk, first, pos, 0, 0};
+  myr__row_chunk *cursor = r->head; /* gather: chunks stay in the list */
+  while (gather ? cursor != NULL : r->head != NULL) {
     size_t n_chunks = 0, rows = 0;
-    for (myr__row_chunk *c = r->head; c && rows < GROUP_WINDOW_ROWS; c = c->next) {
+    for (myr__row_chunk *c = gather ? cursor : r->head; c && rows < GROUP_WINDOW_ROWS;
+         c = c->next) {
       chunk[n_chunks++] = c;
       rows += c->n;
     }
@@ -806,12 +826,20 @@ int myr__group_rows(run *r, myr_error *err) {
       myr__pool_run(r->pool, n_tasks, group_task, &job);
     else
       group_task(&job, 0, 0);
+    if (gather) {
+      for (size_t k = 0; k < n_chunks; k++)
+        r->chunks[job.base + k] = chunk[k];
+      job.base += n_chunks;
+      cursor = chunk[n_chunks - 1]->next;
+      continue;
+    }
     for (size_t k = 0; k < n_chunks; k++) {
       r->head = chunk[k]->next;
       chunk_free(chunk[k]);
     }
   }
-  r->tail = NULL;
+  if (!gather)
+    r->tail = NULL;
   myr__free(fill);
   myr__free(pos);
   myr__free(chunk);
@@ -851,6 +879,8 @@ void myr__ingest_free(run *r) {
   myr__free(r->order);
   myr__free(r->x);
   myr__free(r->y);
+  myr__free(r->ref);
+  myr__free(r->chunks);
   myr__keytab_free(&r->keys);
   myr__free(r->key_col);
   myr__free(r->feat_col);

@@ -152,8 +152,6 @@ static void fit_group(run *r, uint32_t g, myr__worker *w, myr__result *res) {
   const myr_model_family *f = r->family;
   const size_t p = r->p;
   const size_t n = r->keys.count[g];
-  const double *x = r->x + r->offset[g] * p;
-  const double *y = r->y + r->offset[g];
   myr__arena *a = &w->arena;
   myr_scratch scratch = myr__arena_scratch(a);
   myr_error err = {0};
@@ -161,6 +159,28 @@ static void fit_group(run *r, uint32_t g, myr__worker *w, myr__result *res) {
   if (n < r->need_rows) {
     set_failure(res, MYR_FAIL_TOO_FEW_ROWS, "%zu rows, needs at least %zu", n, r->need_rows);
     return;
+  }
+  const double *x, *y;
+  if (r->ref) { /* rows read in place: gather them (into memory the arena reuses) */
+    double *xg = myr__arena_alloc(a, n * p * sizeof *xg, sizeof *xg);
+    double *yg = myr__arena_alloc(a, n * sizeof *yg, sizeof *yg);
+    if (!xg || !yg) {
+      set_failure(res, MYR_FAIL_NO_MEMORY, "out of memory gathering %zu rows", n);
+      return;
+    }
+    const uint64_t *ref = r->ref + r->offset[g];
+    for (size_t i = 0; i < n; i++) {
+      const myr__row_chunk *c = r->chunks[ref[i] >> 32];
+      size_t j = (uint32_t)ref[i];
+      yg[i] = c->ycol[j];
+      for (size_t k = 0; k < p; k++)
+        xg[i * p + k] = c->fcol[k][j];
+    }
+    x = xg;
+    y = yg;
+  } else {
+    x = r->x + r->offset[g] * p;
+    y = r->y + r->offset[g];
   }
   uint64_t seed = myr__key_seed(r->opt->seed, r->keys.hash[g]);
   size_t n_hold = 0;
