@@ -754,11 +754,12 @@ int myr__group_rows(run *r, myr_error *err) {
   if (n_tasks > 1 && n_tasks * g_n > GROUP_MAX_POSITIONS)
     n_tasks = g_n < GROUP_MAX_POSITIONS / 2 ? GROUP_MAX_POSITIONS / g_n : 1;
   size_t max_chunks = 0;
-  /* Rows are referenced, not copied, when every chunk holds them in place. */
-  int gather = r->p > 0;
+  /* Rows are referenced, not copied: each fit gathers its group's rows from the chunks
+     (parsed values or columns read in place), which stay until training ends. */
+  int gather = 1;
   for (myr__row_chunk *c = r->head; c; c = c->next) {
     max_chunks++;
-    if (!c->ycol || !c->fcol || c->x || c->n > UINT32_MAX)
+    if (c->n > UINT32_MAX)
       gather = 0;
   }
   if (max_chunks > UINT32_MAX)

@@ -161,7 +161,7 @@ static void fit_group(run *r, uint32_t g, myr__worker *w, myr__result *res) {
     return;
   }
   const double *x, *y;
-  if (r->ref) { /* rows read in place: gather them (into memory the arena reuses) */
+  if (r->ref) { /* gather the group's rows (into memory the arena reuses) */
     double *xg = myr__arena_alloc(a, n * p * sizeof *xg, sizeof *xg);
     double *yg = myr__arena_alloc(a, n * sizeof *yg, sizeof *yg);
     if (!xg || !yg) {
@@ -172,9 +172,14 @@ static void fit_group(run *r, uint32_t g, myr__worker *w, myr__result *res) {
     for (size_t i = 0; i < n; i++) {
       const myr__row_chunk *c = r->chunks[ref[i] >> 32];
       size_t j = (uint32_t)ref[i];
-      yg[i] = c->ycol[j];
+      double *to = xg + i * p;
+      yg[i] = c->ycol ? c->ycol[j] : c->y[j];
+      if (!c->fcol) {
+        memcpy(to, c->x + j * p, p * sizeof *to);
+        continue;
+      }
       for (size_t k = 0; k < p; k++)
-        xg[i * p + k] = c->fcol[k][j];
+        to[k] = c->fcol[k] ? c->fcol[k][j] : c->x[j * p + k];
     }
     x = xg;
     y = yg;

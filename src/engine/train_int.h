@@ -94,9 +94,10 @@ typedef struct run {
   uint64_t *offset;       /* per group: first row in x/y (or ref); n_groups + 1 entries */
   double *x;              /* grouped rows, row-major (NULL when ref is used) */
   double *y;
-  /* When every chunk's label and features are read in place (Arrow float64), rows are
-     not copied: ref holds, in group order, (chunk index << 32 | row in chunk), chunks
-     stay alive until the end, and each fit gathers its group's rows into its arena. */
+  /* Rows are not copied into x/y: ref holds, in group order, (chunk index << 32 | row
+     in chunk), chunks (parsed values or columns read in place) stay alive until the
+     end, and each fit gathers its group's rows into its arena. x/y serve only when a
+     chunk is too large for a 32-bit row index. */
   uint64_t *ref;
   myr__row_chunk **chunks; /* ref's chunk indexes, in input order */
   uint32_t *order;        /* groups, largest first */
