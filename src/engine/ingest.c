@@ -11,10 +11,11 @@
  * alive (myr__source_keep). Merging in order keeps group ids, skip examples and
  * therefore every model independent of the thread count.
  * Grouping is a stable counting sort: per-group offsets from the key table's counts,
- * then the chunks are scattered into one contiguous row-major matrix, a window of chunks
- * at a time on the pool (each task scatters a run of chunks, after counting its rows
- * per group so that every group keeps input order) and freed after each window, so the
- * rows are held about once, not twice.
+ * then a window of chunks at a time on the pool (each task takes a run of chunks, after
+ * counting its rows per group so that every group keeps input order) writes one row
+ * reference (chunk, row) per row in group order. The chunks stay until training ends and
+ * each fit gathers its own rows (train.c), so the rows are held once, never copied into a
+ * second grouped matrix. (A chunk over 2^32 rows falls back to that copy, x/y.)
  */
 #include <math.h>
 #include <stdio.h>
