@@ -436,40 +436,10 @@ static void sort_idx(uint32_t *idx, uint32_t *tmp, size_t n, const float *key) {
     memcpy(idx, src, n * sizeof *idx);
 }
 
-/* Sort doubles ascending (class discovery): runs plus bottom-up merges. */
-static void sort_f64(double *v, double *tmp, size_t n) {
-  const size_t run = 16;
-  for (size_t lo = 0; lo < n; lo += run) {
-    size_t hi = lo + run < n ? lo + run : n;
-    for (size_t i = lo + 1; i < hi; i++) {
-      double x = v[i];
-      size_t j = i;
-      while (j > lo && v[j - 1] > x) {
-        v[j] = v[j - 1];
-        j--;
-      }
-      v[j] = x;
-    }
-  }
-  double *src = v, *dst = tmp;
-  for (size_t width = run; width < n; width *= 2) {
-    for (size_t lo = 0; lo < n; lo += 2 * width) {
-      size_t mid = lo + width < n ? lo + width : n;
-      size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
-      size_t a = lo, b = mid, o = lo;
-      while (a < mid && b < hi)
-        dst[o++] = src[b] < src[a] ? src[b++] : src[a++];
-      while (a < mid)
-        dst[o++] = src[a++];
-      while (b < hi)
-        dst[o++] = src[b++];
-    }
-    double *t = src;
-    src = dst;
-    dst = t;
-  }
-  if (src != v)
-    memcpy(v, src, n * sizeof *v);
+/* Doubles ascending, for qsort (class discovery: once per fit; labels are finite). */
+static int cmp_f64(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
 }
 
 /* Statistics of one node's rows. */
@@ -1271,11 +1241,11 @@ static int fit(const void *pp, const myr_dataset *d, uint64_t seed, const myr_sc
   g.gord = gord;
 
   if (fp->task == TASK_CLF) {
-    double *sorted, *tmp2;
-    if (!NEW(sorted, n) || !NEW(tmp2, n) || !NEW(cls, n))
+    double *sorted;
+    if (!NEW(sorted, n) || !NEW(cls, n))
       goto oom;
     memcpy(sorted, d->y, n * sizeof *sorted);
-    sort_f64(sorted, tmp2, n);
+    qsort(sorted, n, sizeof *sorted, cmp_f64);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
       if (i == 0 || sorted[i] != sorted[k - 1])
