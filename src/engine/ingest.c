@@ -15,7 +15,7 @@
  * counting its rows per group so that every group keeps input order) writes one row
  * reference (chunk, row) per row in group order. The chunks stay until training ends and
  * each fit gathers its own rows (train.c), so the rows are held once, never copied into a
- * second grouped matrix. (A chunk over 2^32 rows falls back to that copy, x/y.)
+ * second grouped matrix.
  */
 #include <math.h>
 #include <stdio.h>
@@ -29,7 +29,6 @@
 #include "io/number.h"
 #include "myriad/blob.h"
 
-#define MAX_KEYS 16 /* myr_train accepts at most 16 key columns */
 
 /* A cell as a number: MYR__NUM_* */
 static inline int cell_number(const myr__column *c, size_t i, double *out, const char **text,
@@ -349,8 +348,8 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
   /* Input is often sorted or clustered by key: a row whose key cells hold the same bytes
      as the previous row's (whose key was good) is neither checked nor hashed again, and
      merging reuses that row's group. prev_t/prev_tl: the previous row's key texts. */
-  const char *prev_t[MAX_KEYS];
-  size_t prev_tl[MAX_KEYS];
+  const char *prev_t[MYR__MAX_KEYS];
+  size_t prev_tl[MYR__MAX_KEYS];
   int prev_ok = 0;
   for (size_t i = s->lo; i < s->hi; i++) {
     size_t j = i - s->lo;
@@ -711,18 +710,6 @@ typedef struct group_job {
   size_t base;                 /* index of chunk[0] among all chunks (for ref) */
 } group_job;
 
-static void scatter_row(run *r, const myr__row_chunk *c, size_t i, uint64_t dst) {
-  const size_t p = r->p;
-  r->y[dst] = c->ycol ? c->ycol[i] : c->y[i];
-  double *to = r->x + dst * p;
-  if (!c->fcol) {
-    memcpy(to, c->x + i * p, p * sizeof *to);
-    return;
-  }
-  for (size_t f = 0; f < p; f++)
-    to[f] = c->fcol[f] ? c->fcol[f][i] : c->x[i * p + f];
-}
-
 static int group_task(void *ctx, size_t t, unsigned worker) {
   group_job *job = ctx;
   run *r = job->r;
@@ -736,12 +723,10 @@ static int group_task(void *ctx, size_t t, unsigned worker) {
       uint32_t g = c->gid[i];
       if (g == MYR__NO_GROUP)
         continue;
-      if (!job->scatter)
-        pos[g]++;
-      else if (r->ref)
+      if (job->scatter)
         r->ref[pos[g]++] = (uint64_t)(job->base + k) << 32 | i;
       else
-        scatter_row(r, c, i, pos[g]++);
+        pos[g]++;
     }
   }
   return MYR_OK;
@@ -756,32 +741,26 @@ int myr__group_rows(run *r, myr_error *err) {
     n_tasks = g_n < GROUP_MAX_POSITIONS / 2 ? GROUP_MAX_POSITIONS / g_n : 1;
   size_t max_chunks = 0;
   /* Rows are referenced, not copied: each fit gathers its group's rows from the chunks
-     (parsed values or columns read in place), which stay until training ends. */
-  int gather = 1;
+     (parsed values or columns read in place), which stay until training ends. A chunk
+     is one parse slice of a batch (sources hand out at most 65536 rows at a time), so
+     32 bits hold its rows and, with room to spare, the chunks' count. */
   for (myr__row_chunk *c = r->head; c; c = c->next) {
     max_chunks++;
     if (c->n > UINT32_MAX)
-      gather = 0;
+      return myr_error_set(err, MYR_EINTERNAL, "a chunk of %zu rows", c->n);
   }
   if (max_chunks > UINT32_MAX)
-    gather = 0;
+    return myr_error_set(err, MYR_EINTERNAL, "%zu chunks", max_chunks);
   r->offset = myr__calloc(g_n + 1, sizeof *r->offset);
   r->order = myr__calloc(g_n, sizeof *r->order);
   uint64_t *fill = myr__calloc(g_n, sizeof *fill);
   uint64_t *pos = myr__reallocarray(NULL, n_tasks * g_n, sizeof *pos);
   myr__row_chunk **chunk = myr__calloc(max_chunks + 1, sizeof *chunk);
   size_t *first = myr__calloc(n_tasks + 1, sizeof *first);
-  int rows_ok;
-  if (gather) {
-    r->ref = myr__reallocarray(NULL, r->n_used_rows ? r->n_used_rows : 1, sizeof *r->ref);
-    r->chunks = myr__calloc(max_chunks + 1, sizeof *r->chunks);
-    rows_ok = r->ref && r->chunks;
-  } else {
-    r->x = myr__reallocarray(NULL, r->n_used_rows * r->p, sizeof *r->x);
-    r->y = myr__reallocarray(NULL, r->n_used_rows, sizeof *r->y);
-    rows_ok = r->x && r->y;
-  }
-  if (!r->offset || !r->order || !fill || !pos || !chunk || !first || !rows_ok) {
+  r->ref = myr__reallocarray(NULL, r->n_used_rows ? r->n_used_rows : 1, sizeof *r->ref);
+  r->chunks = myr__calloc(max_chunks + 1, sizeof *r->chunks);
+  if (!r->offset || !r->order || !fill || !pos || !chunk || !first || !r->ref ||
+      !r->chunks) {
     myr__free(fill);
     myr__free(pos);
     myr__free(chunk);
@@ -794,11 +773,10 @@ int myr__group_rows(run *r, myr_error *err) {
     fill[g] = r->offset[g];
   }
   group_job job = {r, chunk, first, pos, 0, 0};
-  myr__row_chunk *cursor = r->head; /* gather: chunks stay in the list */
-  while (gather ? cursor != NULL : r->head != NULL) {
+  myr__row_chunk *cursor = r->head; /* the chunks stay in the list */
+  while (cursor) {
     size_t n_chunks = 0, rows = 0;
-    for (myr__row_chunk *c = gather ? cursor : r->head; c && rows < GROUP_WINDOW_ROWS;
-         c = c->next) {
+    for (myr__row_chunk *c = cursor; c && rows < GROUP_WINDOW_ROWS; c = c->next) {
       chunk[n_chunks++] = c;
       rows += c->n;
     }
@@ -828,20 +806,11 @@ int myr__group_rows(run *r, myr_error *err) {
       myr__pool_run(r->pool, n_tasks, group_task, &job);
     else
       group_task(&job, 0, 0);
-    if (gather) {
-      for (size_t k = 0; k < n_chunks; k++)
-        r->chunks[job.base + k] = chunk[k];
-      job.base += n_chunks;
-      cursor = chunk[n_chunks - 1]->next;
-      continue;
-    }
-    for (size_t k = 0; k < n_chunks; k++) {
-      r->head = chunk[k]->next;
-      chunk_free(chunk[k]);
-    }
+    for (size_t k = 0; k < n_chunks; k++)
+      r->chunks[job.base + k] = chunk[k];
+    job.base += n_chunks;
+    cursor = chunk[n_chunks - 1]->next;
   }
-  if (!gather)
-    r->tail = NULL;
   myr__free(fill);
   myr__free(pos);
   myr__free(chunk);
@@ -879,8 +848,6 @@ void myr__ingest_free(run *r) {
   }
   myr__free(r->offset);
   myr__free(r->order);
-  myr__free(r->x);
-  myr__free(r->y);
   myr__free(r->ref);
   myr__free(r->chunks);
   myr__keytab_free(&r->keys);

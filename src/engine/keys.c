@@ -176,12 +176,12 @@ int myr__key_split(const unsigned char *enc, size_t len, size_t n_keys,
 
 void myr__key_format(const unsigned char *enc, size_t len, size_t n_keys, char *out,
                      size_t cap) {
-  const char *v[16];
-  size_t l[16];
+  const char *v[MYR__MAX_KEYS];
+  size_t l[MYR__MAX_KEYS];
   if (cap == 0)
     return;
   out[0] = '\0';
-  if (n_keys > 16 || !myr__key_split(enc, len, n_keys, v, l))
+  if (n_keys > MYR__MAX_KEYS || !myr__key_split(enc, len, n_keys, v, l))
     return;
   size_t pos = 0;
   for (size_t k = 0; k < n_keys && pos + 1 < cap; k++) {

@@ -17,6 +17,7 @@
 #include "myriad/error.h"
 
 #define MYR__KEY_HASH_SEED 0x6d79726b6579ULL
+#define MYR__MAX_KEYS 16 /* key columns a run may have (myr_train checks) */
 
 typedef struct myr__keytab {
   uint32_t *slots;      /* open addressing, gid + 1, 0 = empty; cap slots (power of 2) */

@@ -59,7 +59,6 @@
 #include "myriad/store.h"
 #include "store/blob.h"
 
-#define MAX_KEYS 16    /* as myr_train */
 #define DETAIL_MAX 160 /* sizeof first_missed_detail[0] */
 #define OUT_BATCH_ROWS 65536 /* rows per Arrow output batch */
 
@@ -132,7 +131,7 @@ typedef struct pctx {
   const char *models_name;      /* the store path or "models table", for messages */
   myr__source *src;
   size_t n_cols;            /* input columns */
-  size_t key_col[MAX_KEYS]; /* input column of each key */
+  size_t key_col[MYR__MAX_KEYS]; /* input column of each key */
   prun *runs;               /* published runs */
   size_t n_runs, runs_cap;
   unsigned char *want; /* input columns read (keys, usable runs' features) */
@@ -193,7 +192,7 @@ static const char *run_label(const pctx *c, const prun *r, char *buf, size_t cap
 /* ------------------------------------------------------------------ input columns */
 
 static int resolve_keys(pctx *c, myr_error *err) {
-  const char *missing[MAX_KEYS];
+  const char *missing[MYR__MAX_KEYS];
   size_t n_missing = 0;
   for (size_t k = 0; k < c->n_keys; k++)
     if (!myr__source_find(c->src, c->key_names[k], &c->key_col[k]))
@@ -579,12 +578,12 @@ static int load_key(pctx *c, uint32_t gid, myr_error *err) {
                     (const unsigned char *)c->mblobs.data + c->mblob_off[mg],
                     c->mblob_len[mg]);
   }
-  const char *v[MAX_KEYS], *vals[MAX_KEYS];
-  size_t vl[MAX_KEYS];
+  const char *v[MYR__MAX_KEYS], *vals[MYR__MAX_KEYS];
+  size_t vl[MYR__MAX_KEYS];
   if (!myr__key_split(enc, len, c->n_keys, v, vl))
     return myr_error_set(err, MYR_EINTERNAL, "key encoding damaged for key %u", gid);
   myr__buf_reset(&c->keyvals);
-  size_t off[MAX_KEYS];
+  size_t off[MYR__MAX_KEYS];
   for (size_t i = 0; i < c->n_keys; i++) {
     off[i] = c->keyvals.len;
     myr__buf_append(&c->keyvals, v[i], vl[i]);
@@ -699,7 +698,7 @@ static int table_row(pctx *c, const unsigned char *enc, size_t elen, const unsig
 static int read_models(pctx *c, myr_error *err) {
   myr__source *ms = NULL;
   unsigned char *want = NULL;
-  size_t mkcol[MAX_KEYS], model_col = 0, feat_col = 0, nk = 0;
+  size_t mkcol[MYR__MAX_KEYS], model_col = 0, feat_col = 0, nk = 0;
   MYR_RETURN_NOT_OK(myr__source_open_stream(&c->mt, "the models table", &ms, err));
   size_t n = myr__source_n_columns(ms);
   int has_feat = myr__source_find(ms, "features", &feat_col), rc = MYR_OK;
@@ -715,9 +714,9 @@ static int read_models(pctx *c, myr_error *err) {
   for (size_t j = 0; j < n; j++) {
     if (is_table_column(myr__source_column_name(ms, j)))
       continue;
-    if (nk == MAX_KEYS) {
+    if (nk == MYR__MAX_KEYS) {
       rc = myr_error_set(err, MYR_EUNSUPPORTED,
-                         "the models table has more than %d key columns", MAX_KEYS);
+                         "the models table has more than %d key columns", MYR__MAX_KEYS);
       goto done;
     }
     mkcol[nk++] = j;
@@ -1348,8 +1347,8 @@ static int out_format_of(const char *out, int format) {
 
 /* The Arrow builder (and the list for opt->predictions) of the output columns. */
 static int setup_arrow(pctx *c, myr_error *err) {
-  const char *names[MAX_KEYS + 4];
-  int types[MAX_KEYS + 4];
+  const char *names[MYR__MAX_KEYS + 4];
+  int types[MYR__MAX_KEYS + 4];
   size_t n = 0;
   for (size_t k = 0; k < c->n_keys; k++) {
     names[n] = c->key_names[k];
@@ -1597,10 +1596,10 @@ static int open_models(pctx *c, myr_error *err) {
   MYR_RETURN_NOT_OK(myr_store_get_info(c->store, &info, err));
   if (info.n_keys == 0 || info.latest_run == 0)
     return myr_error_set(err, MYR_ENODATA, "store %s has no published models", o->store);
-  if (info.n_keys > MAX_KEYS)
+  if (info.n_keys > MYR__MAX_KEYS)
     return myr_error_set(err, MYR_EUNSUPPORTED,
                          "store %s has %zu key columns; at most %d", o->store,
-                         info.n_keys, MAX_KEYS);
+                         info.n_keys, MYR__MAX_KEYS);
   c->n_keys = info.n_keys;
   c->key_names = info.key_names;
   return MYR_OK;

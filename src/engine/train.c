@@ -160,33 +160,27 @@ static void fit_group(run *r, uint32_t g, myr__worker *w, myr__result *res) {
     set_failure(res, MYR_FAIL_TOO_FEW_ROWS, "%zu rows, needs at least %zu", n, r->need_rows);
     return;
   }
-  const double *x, *y;
-  if (r->ref) { /* gather the group's rows (into memory the arena reuses) */
-    double *xg = myr__arena_alloc(a, n * p * sizeof *xg, sizeof *xg);
-    double *yg = myr__arena_alloc(a, n * sizeof *yg, sizeof *yg);
-    if (!xg || !yg) {
-      set_failure(res, MYR_FAIL_NO_MEMORY, "out of memory gathering %zu rows", n);
-      return;
-    }
-    const uint64_t *ref = r->ref + r->offset[g];
-    for (size_t i = 0; i < n; i++) {
-      const myr__row_chunk *c = r->chunks[ref[i] >> 32];
-      size_t j = (uint32_t)ref[i];
-      double *to = xg + i * p;
-      yg[i] = c->ycol ? c->ycol[j] : c->y[j];
-      if (!c->fcol) {
-        memcpy(to, c->x + j * p, p * sizeof *to);
-        continue;
-      }
-      for (size_t k = 0; k < p; k++)
-        to[k] = c->fcol[k] ? c->fcol[k][j] : c->x[j * p + k];
-    }
-    x = xg;
-    y = yg;
-  } else {
-    x = r->x + r->offset[g] * p;
-    y = r->y + r->offset[g];
+  /* Gather the group's rows (into memory the arena reuses). */
+  double *xg = myr__arena_alloc(a, n * p * sizeof *xg, sizeof *xg);
+  double *yg = myr__arena_alloc(a, n * sizeof *yg, sizeof *yg);
+  if (!xg || !yg) {
+    set_failure(res, MYR_FAIL_NO_MEMORY, "out of memory gathering %zu rows", n);
+    return;
   }
+  const uint64_t *ref = r->ref + r->offset[g];
+  for (size_t i = 0; i < n; i++) {
+    const myr__row_chunk *c = r->chunks[ref[i] >> 32];
+    size_t j = (uint32_t)ref[i];
+    double *to = xg + i * p;
+    yg[i] = c->ycol ? c->ycol[j] : c->y[j];
+    if (!c->fcol) {
+      memcpy(to, c->x + j * p, p * sizeof *to);
+      continue;
+    }
+    for (size_t k = 0; k < p; k++)
+      to[k] = c->fcol[k] ? c->fcol[k][j] : c->x[j * p + k];
+  }
+  const double *x = xg, *y = yg;
   uint64_t seed = myr__key_seed(r->opt->seed, r->keys.hash[g]);
   size_t n_hold = 0;
   if (r->opt->holdout > 0) {
@@ -714,9 +708,9 @@ static int validate(const myr_train_options *o, const struct ArrowArrayStream *i
     return myr_error_set(err, MYR_EINVAL, "no input file given");
   if (!o->keys || o->n_keys == 0)
     return myr_error_set(err, MYR_EINVAL, "no key columns given (--keys)");
-  if (o->n_keys > 16)
-    return myr_error_set(err, MYR_EINVAL, "%zu key columns; at most 16 are supported",
-                         o->n_keys);
+  if (o->n_keys > MYR__MAX_KEYS)
+    return myr_error_set(err, MYR_EINVAL, "%zu key columns; at most %d are supported",
+                         o->n_keys, MYR__MAX_KEYS);
   if (!o->label || !*o->label)
     return myr_error_set(err, MYR_EINVAL, "no label column given (--label)");
   if (!(o->holdout >= 0 && o->holdout < 1))

@@ -91,13 +91,10 @@ typedef struct run {
   myr__keytab keys;
   myr__row_chunk *head, *tail; /* rows in input order */
   uint64_t n_used_rows;   /* rows of chunks that have a group */
-  uint64_t *offset;       /* per group: first row in x/y (or ref); n_groups + 1 entries */
-  double *x;              /* grouped rows, row-major (NULL when ref is used) */
-  double *y;
-  /* Rows are not copied into x/y: ref holds, in group order, (chunk index << 32 | row
-     in chunk), chunks (parsed values or columns read in place) stay alive until the
-     end, and each fit gathers its group's rows into its arena. x/y serve only when a
-     chunk is too large for a 32-bit row index. */
+  uint64_t *offset;       /* per group: its first entry in ref; n_groups + 1 entries */
+  /* Rows are not copied: ref holds, in group order, (chunk index << 32 | row in chunk),
+     chunks (parsed values or columns read in place) stay alive until the end, and each
+     fit gathers its group's rows into its arena. */
   uint64_t *ref;
   myr__row_chunk **chunks; /* ref's chunk indexes, in input order */
   uint32_t *order;        /* groups, largest first */
