@@ -94,7 +94,7 @@ typedef struct myr_predict_options {
   int out_format;               /* enum myr_predict_format of `out` */
   size_t model_cache_bytes;     /* decoded models kept from one batch to the next; past it
                                    they are decoded again when their key returns;
-                                   0 = 64 MiB */
+                                   0 = 8 MiB */
 } myr_predict_options;
 
 /** What happened. */

@@ -82,8 +82,14 @@ typedef struct prun {
 enum { KEY_EVICTED = 0, KEY_OK = 1, KEY_NO_MODEL = 2, KEY_ERROR = 3 };
 
 /* Decoded models kept by default (opt->model_cache_bytes), checked between batches (a
-   batch's models stay). */
-#define MODEL_CACHE_BYTES ((size_t)64 << 20)
+   batch's models stay). Small enough that the arena's memory is reused while it is still
+   mapped and cached, rather than grown into fresh pages: a batch of PREDICT_BATCH_ROWS
+   rows of distinct keys decodes at most that many models. */
+#define MODEL_CACHE_BYTES ((size_t)8 << 20)
+/* Input rows per batch: bounds the models one batch decodes (2,000 forests of 100 trees
+   on 25 rows each scored 7% faster, those of 20 trees 14%, than with 65536-row
+   batches). */
+#define PREDICT_BATCH_ROWS 8192
 
 /* What a key resolved to; one per key table entry, filled on the key's first row. */
 typedef struct pkey {
@@ -1612,6 +1618,7 @@ static int predict_all(pctx *c, myr_error *err) {
     MYR_RETURN_NOT_OK(myr__source_open_stream(&c->in, c->in_name, &c->src, err));
   else
     MYR_RETURN_NOT_OK(myr__source_open_path(o->input, o->delimiter, &c->src, err));
+  myr__source_set_batch_rows(c->src, PREDICT_BATCH_ROWS);
   c->n_cols = myr__source_n_columns(c->src);
   MYR_RETURN_NOT_OK(resolve_keys(c, err));
   MYR_RETURN_NOT_OK(load_runs(c, err));

@@ -133,5 +133,7 @@ typedef struct myr__arrow_source myr__arrow_source;
 int myr__arrow_source_open(struct ArrowArrayStream *stream, const char *name,
                            myr__arrow_source **out, myr_error *err);
 void myr__arrow_source_close(myr__arrow_source *s);
+/* Rows per window from now on: 1..65536; 0 = 65536. */
+void myr__arrow_source_set_window(myr__arrow_source *s, size_t rows);
 
 #endif /* MYRIAD_IO_ARROW_H */

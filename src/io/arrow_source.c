@@ -80,6 +80,7 @@ struct myr__arrow_source {
   myr__kept *cur;                 /* current record batch, NULL when none */
   struct ArrowArray arr;          /* cur->arr's fields (read only), zeroed when none */
   int64_t pos;                    /* next row of arr to hand out */
+  size_t window;                  /* most rows per window: 1..WINDOW_ROWS */
   uint64_t rows;                  /* rows handed out */
   uint64_t n_batches;             /* record batches received */
   int eof;                        /* the stream ended */
@@ -846,7 +847,7 @@ int myr__arrow_source_next(myr__arrow_source *s, const myr__batch **batch_out,
       return MYR_OK;
   }
   int64_t left = s->arr.length - s->pos;
-  size_t n = left < WINDOW_ROWS ? (size_t)left : WINDOW_ROWS;
+  size_t n = left < (int64_t)s->window ? (size_t)left : s->window;
   for (size_t j = 0; j < s->ncol; j++)
     MYR_RETURN_NOT_OK(col_window(s, j, n, err));
   myr__batch *b = &s->batch;
@@ -902,6 +903,10 @@ void myr__arrow_source_close(myr__arrow_source *s) {
   myr__free(s);
 }
 
+void myr__arrow_source_set_window(myr__arrow_source *s, size_t rows) {
+  s->window = rows && rows < WINDOW_ROWS ? rows : WINDOW_ROWS;
+}
+
 int myr__arrow_source_open(struct ArrowArrayStream *stream, const char *name,
                            myr__arrow_source **out, myr_error *err) {
   *out = NULL;
@@ -917,6 +922,7 @@ int myr__arrow_source_open(struct ArrowArrayStream *stream, const char *name,
   }
   s->stream = *stream;
   stream->release = NULL;
+  s->window = WINDOW_ROWS;
   int rc = MYR_OK;
   if (!(s->name = myr__strdup(name))) {
     rc = myr_error_set(err, MYR_ENOMEM, "out of memory opening %s", name);

@@ -853,6 +853,10 @@ int myr__csv_open_mem(const char *data, size_t len, const char *name,
   return csv_open(-1, data ? data : "", len, name, opt, out, err);
 }
 
+void myr__csv_set_batch_rows(myr__csv *c, size_t rows) {
+  c->batch_rows = rows && rows < CSV_DEFAULT_BATCH_ROWS ? rows : CSV_DEFAULT_BATCH_ROWS;
+}
+
 void myr__csv_close(myr__csv *c) {
   if (!c)
     return;

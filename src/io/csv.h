@@ -37,6 +37,8 @@ int myr__csv_open(const char *path, const myr__csv_options *opt, myr__csv **out,
 int myr__csv_open_mem(const char *data, size_t len, const char *name,
                       const myr__csv_options *opt, myr__csv **out, myr_error *err);
 void myr__csv_close(myr__csv *csv);
+/* Rows per batch from now on: 1..the default (65536); 0 = the default. */
+void myr__csv_set_batch_rows(myr__csv *csv, size_t rows);
 
 size_t myr__csv_n_columns(const myr__csv *csv);
 const char *myr__csv_column_name(const myr__csv *csv, size_t i); /* NUL-terminated */

@@ -69,6 +69,13 @@ int myr__source_open_path(const char *path, char delimiter, myr__source **out,
   return MYR_OK;
 }
 
+void myr__source_set_batch_rows(myr__source *s, size_t rows) {
+  if (s->csv)
+    myr__csv_set_batch_rows(s->csv, rows);
+  else
+    myr__arrow_source_set_window(s->arrow, rows);
+}
+
 int myr__source_open_stream(struct ArrowArrayStream *stream, const char *name,
                             myr__source **out, myr_error *err) {
   *out = NULL;

@@ -43,6 +43,9 @@ int myr__source_open_path(const char *path, char delimiter, myr__source **out,
 int myr__source_open_stream(struct ArrowArrayStream *stream, const char *name,
                             myr__source **out, myr_error *err);
 void myr__source_close(myr__source *s); /* NULL is a no-op */
+/* Most rows per batch from now on (batches are never larger than 65536 rows); 0 = the
+   default, 65536. */
+void myr__source_set_batch_rows(myr__source *s, size_t rows);
 
 const char *myr__source_name(const myr__source *s);
 /* Whether rows come from lines of text (batches have line numbers). */

@@ -372,7 +372,7 @@ static void test_model_cache_evicts_between_batches(void **state) {
   (void)state;
   char store[512], path[512], out_small[512], out_default[512];
   linear_store(store, sizeof store, "cache.db");
-  size_t n = 150000, len; /* 65536-row batches: three of them */
+  size_t n = 150000, len; /* batches of at most 8192 rows: at least 19 of them */
   char *csv = interleaved(n, &len);
   tu_write_file(path, sizeof path, "cache.csv", csv, len);
   free(csv);
@@ -391,7 +391,8 @@ static void test_model_cache_evicts_between_batches(void **state) {
     assert_int_equal(myr_predict(&o, &s[k], &err), MYR_OK);
   }
   assert_int_equal(s[1].models_loaded, 2);
-  assert_int_equal(s[0].models_loaded, 2 * 3); /* both keys again in every batch */
+  /* both keys again in every batch */
+  assert_true(s[0].models_loaded >= 2 * 19 && s[0].models_loaded % 2 == 0);
   assert_int_equal(s[0].rows_predicted, s[1].rows_predicted);
   char *a = read_file(out_small, NULL), *b = read_file(out_default, NULL);
   assert_non_null(a);
