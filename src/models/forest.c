@@ -72,6 +72,7 @@ typedef struct forest_params {
   int ms_kind;                  /* max_samples: 0 none, 1 count, 2 fraction */
   double max_samples;           /* rows drawn per tree (count or fraction of rows) */
   double min_impurity_decrease; /* a split must decrease weighted impurity this much */
+  int leaf64;                   /* regression leaf values kept in binary64, not float32 */
 } forest_params;
 
 static void params_init(void *pp) {
@@ -211,6 +212,14 @@ static int params_set(void *pp, const char *key, const char *v, myr_error *err) 
     p->max_samples = d;
     return MYR_OK;
   }
+  if (!strcmp(key, "leaf_values")) {
+    if (!strcmp(v, "float32") || !strcmp(v, "float64")) {
+      p->leaf64 = v[5] == '6';
+      return MYR_OK;
+    }
+    return myr_error_set(err, MYR_EINVAL,
+                         "forest: leaf_values must be float32 or float64, got '%s'", v);
+  }
   if (!strcmp(key, "min_impurity_decrease")) {
     kind = parse_num(v, &u, &d);
     if (!kind || d < 0)
@@ -223,7 +232,7 @@ static int params_set(void *pp, const char *key, const char *v, myr_error *err) 
   return myr_error_set(err, MYR_EINVAL,
                        "forest: unknown parameter '%s' (known: task, n_trees, max_depth, "
                        "min_samples_split, min_samples_leaf, max_features, bootstrap, "
-                       "max_samples, min_impurity_decrease)",
+                       "max_samples, min_impurity_decrease, leaf_values)",
                        key);
 }
 
@@ -273,9 +282,11 @@ static void params_format(const void *pp, char *out, size_t cap) {
   snprintf(mid, sizeof mid, "%.17g", p->min_impurity_decrease);
   snprintf(out, cap,
            "task=%s,n_trees=%u,max_depth=%s,min_samples_split=%s,min_samples_leaf=%s,"
-           "max_features=%s,bootstrap=%s,max_samples=%s,min_impurity_decrease=%s",
+           "max_features=%s,bootstrap=%s,max_samples=%s,min_impurity_decrease=%s,"
+           "leaf_values=%s",
            p->task == TASK_CLF ? "classification" : "regression", p->n_trees, depth, mss,
-           msl, mf, p->bootstrap ? "true" : "false", ms, mid);
+           msl, mf, p->bootstrap ? "true" : "false", ms, mid,
+           p->leaf64 ? "float64" : "float32");
 }
 
 /* ------------------------------------------------------------------ the model */
@@ -488,6 +499,7 @@ typedef struct grower {
   uint32_t max_features; /* features drawn per node, 1..p */
   uint32_t n_boot;       /* rows drawn per tree when bootstrapping */
   int bootstrap;
+  int leaf64;            /* regression leaf means stay binary64 */
   double mid;    /* min_impurity_decrease */
   double w_root; /* weighted rows of a tree (scikit-learn's weighted_n_samples) */
   /* per tree */
@@ -896,7 +908,10 @@ static void make_leaf(grower *g, uint32_t id, const uint32_t *o, uint32_t nn,
   nd->thr = NAN;
   m->leaf_of[m->n_nodes + id] = li;
   if (!g->k) {
-    m->values[li] = st->sum / st->w;
+    /* float32 by default (leaf_values): the payload's leaves halve, and a mean of
+       noisy labels loses nothing it held; a mean beyond float32's range stays. */
+    double v = st->sum / st->w;
+    m->values[li] = !g->leaf64 && fabs(v) <= FLT_MAX ? (double)(float)v : v;
     return;
   }
   uint32_t *cnt = m->counts + (size_t)li * g->k;
@@ -1148,6 +1163,7 @@ static int resolve(const forest_params *fp, grower *g, myr_error *err) {
     mf = 1;
   g->max_features = mf > UINT32_MAX ? UINT32_MAX : (uint32_t)mf;
   g->bootstrap = fp->bootstrap;
+  g->leaf64 = fp->leaf64;
   g->mid = fp->min_impurity_decrease;
   if (!fp->bootstrap && fp->ms_kind)
     return myr_error_set(err, MYR_EINVAL,
@@ -1290,7 +1306,8 @@ static int fit(const void *pp, const myr_dataset *d, uint64_t seed, const myr_sc
     if (rc != MYR_OK)
       return myr_error_set(err, rc, "forest: more than 2^32 nodes");
   }
-  /* Leaf values go to the payload as float32 when all of them are exactly float32. */
+  /* Leaf values go to the payload as float32 when all of them are exactly float32:
+     always with leaf_values=float32 unless a mean is beyond float32's range. */
   m->value_bytes = 4;
   for (uint32_t i = 0; m->task == TASK_REG && i < m->n_leaves; i++) {
     double v = m->values[i];

@@ -155,6 +155,30 @@ static void test_leaf_values_are_means(void **state) {
   assert_true(predict1(m, hi, 1) == 32.0);
 }
 
+/* A mean that float32 cannot hold: rounded by default (4-byte leaves in the payload),
+   exact with leaf_values=float64 (8-byte leaves); one beyond float32's range stays. */
+static void test_leaf_value_precision(void **state) {
+  fixture *fx = *state;
+  double x[] = {1, 2, 3}, y[] = {0, 0, 1}, at[] = {1};
+  myr_dataset d = {3, 1, x, y};
+  void *m32 = fit(fx, "n_trees=1,bootstrap=false,max_depth=none,min_samples_split=4", &d, 1);
+  void *m64 = fit(fx, "n_trees=1,bootstrap=false,min_samples_split=4,leaf_values=float64",
+                  &d, 1);
+  assert_true(predict1(m32, at, 1) == (double)(float)(1.0 / 3));
+  assert_true(predict1(m64, at, 1) == 1.0 / 3);
+  size_t l32, l64;
+  unsigned char *b32 = encode(m32, &l32), *b64 = encode(m64, &l64);
+  assert_int_equal(b32[2], 4); /* leaf value width in the header */
+  assert_int_equal(b64[2], 8);
+  assert_int_equal(l64, l32 + 4);
+  free(b32);
+  free(b64);
+  double big[] = {1e300, 3e300, 2e300};
+  myr_dataset db = {3, 1, x, big};
+  void *mb = fit(fx, "n_trees=1,bootstrap=false,min_samples_split=4", &db, 1);
+  assert_true(predict1(mb, at, 1) == ((1e300 + 3e300) + 2e300) / 3); /* not rounded */
+}
+
 static void test_min_samples_leaf(void **state) {
   fixture *fx = *state;
   /* An outlier at the end: with leaves of one row the best split isolates it (5.5); with
@@ -270,14 +294,18 @@ static void test_no_randomness_means_identical_trees(void **state) {
   double x[60 * 3], y[60];
   random_data(x, y, 60, 3, 5, 0);
   myr_dataset d = {60, 3, x, y};
-  void *one = fit(fx, "n_trees=1,bootstrap=false,max_features=all", &d, 1);
-  void *many = fit(fx, "n_trees=7,bootstrap=false,max_features=all", &d, 2);
+  const char *exact = "bootstrap=false,max_features=all,leaf_values=float64";
+  char p1[128], p7[128];
+  snprintf(p1, sizeof p1, "n_trees=1,%s", exact);
+  snprintf(p7, sizeof p7, "n_trees=7,%s", exact);
+  void *one = fit(fx, p1, &d, 1);
+  void *many = fit(fx, p7, &d, 2);
   /* Every tree is the same exact CART tree (on training rows even feature ties give the
      same partition), so the mean of 7 equals one. */
   for (int i = 0; i < 60; i++) {
     double a = predict1(one, x + 3 * i, 3), b = predict1(many, x + 3 * i, 3);
     assert_true(fabs(a - b) <= 1e-12 * (1 + fabs(a)));
-    assert_true(a == y[i]); /* fully grown on distinct labels */
+    assert_true(a == y[i]); /* fully grown on distinct labels, exact leaves */
   }
 }
 
@@ -586,7 +614,7 @@ static void test_params(void **state) {
   assert_string_equal(text,
                       "task=regression,n_trees=100,max_depth=none,min_samples_split=2,"
                       "min_samples_leaf=1,max_features=1.0,bootstrap=true,"
-                      "max_samples=none,min_impurity_decrease=0");
+                      "max_samples=none,min_impurity_decrease=0,leaf_values=float32");
   params(fx, "task=classification");
   F->params_format(fx->params, text, sizeof text);
   assert_non_null(strstr(text, "max_features=sqrt"));
@@ -596,7 +624,7 @@ static void test_params(void **state) {
   assert_string_equal(text,
                       "task=regression,n_trees=7,max_depth=5,min_samples_split=0.25,"
                       "min_samples_leaf=3,max_features=1,bootstrap=false,"
-                      "max_samples=none,min_impurity_decrease=0.5");
+                      "max_samples=none,min_impurity_decrease=0.5,leaf_values=float32");
   /* The canonical form reads back to the same params. */
   char again[512];
   params(fx, text);
@@ -632,6 +660,7 @@ static void test_params(void **state) {
              {"max_samples", "-0.5"},
              {"min_impurity_decrease", "-1"},
              {"min_impurity_decrease", "nan"},
+             {"leaf_values", "float16"},
              {"task", "clustering"}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     myr_error err = {0};
@@ -715,6 +744,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_threshold_is_the_midpoint, setup, teardown),
       cmocka_unit_test_setup_teardown(test_leaf_values_are_means, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_leaf_value_precision, setup, teardown),
       cmocka_unit_test_setup_teardown(test_min_samples_leaf, setup, teardown),
       cmocka_unit_test_setup_teardown(test_max_depth, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hand_built_cart_tree, setup, teardown),
