@@ -1516,13 +1516,68 @@ static size_t get_varint(const unsigned char *p, size_t avail, uint32_t *out) {
 #define CORRUPT(...) myr_error_set(err, MYR_ECORRUPT, "forest payload: " __VA_ARGS__)
 
 /*
+ * The common tree: regression with float32 leaves and 1-byte feature codes, where every
+ * node is 5 bytes (code, then threshold or leaf value), so b[0..5 nn) is known to be there
+ * and a node is decoded without branching on its kind (splits and leaves alternate at
+ * random: a branch on it missed about every other node). The structure is checked as
+ * in the general loop (a leaf may close a subtree only when one is open; a tree ends
+ * with none open and on a leaf), but failures are only collected: 0 means the tree is
+ * not valid or a value is out of range, and decode() then runs the general loop, which
+ * says exactly what is wrong. The tree's first leaf is number leaf0, its values go to
+ * values[0..lcap), lcap >= 1; stack and sdepth hold nn entries.
+ */
+static int decode_tree5(const unsigned char *b, uint32_t nn, uint32_t n_features,
+                        fnode *nodes, uint32_t *leaf_of, uint32_t leaf0, double *values,
+                        size_t lcap, uint32_t *stack, uint32_t *sdepth,
+                        uint32_t *n_leaves, uint32_t *depth_out) {
+  const uint32_t qnan = 0x7fc00000u;
+  uint32_t sp = 0, depth = 0, depth_max = 0, leaf = 0, bad = 0, prev_split = 1;
+  for (uint32_t i = 0; i < nn; i++) {
+    const unsigned char *q = b + 5 * (size_t)i;
+    uint32_t code = q[0], bits = get32(q + 1);
+    if (i > 0) { /* a leaf before: i is the right child of the open split on top */
+      uint32_t pop = prev_split ^ 1u, under = pop & (sp == 0);
+      bad |= under;
+      pop &= under ^ 1u; /* nothing open: no pop, so every index below stays in range */
+      sp -= pop;
+      uint32_t top = stack[sp], d_right = sdepth[sp] + 1, d_left = depth + 1;
+      depth = d_left ^ ((d_left ^ d_right) & (0u - pop));
+      nodes[i ^ ((i ^ top) & (0u - pop))].next = i; /* else node i's own, set below */
+    }
+    uint32_t is_split = code != 0;
+    bad |= (code > n_features) | (((bits >> 23) & 0xffu) == 0xffu); /* not finite */
+    uint32_t thr = bits ^ ((bits ^ qnan) & (is_split - 1u)); /* NaN in a leaf */
+    fnode *nd = &nodes[i];
+    memcpy(&nd->thr, &thr, sizeof thr);
+    nd->feature = code - is_split;
+    nd->next = i; /* a split's is set when its right child comes */
+    leaf_of[i] = (leaf0 + leaf) | (0u - is_split); /* NOT_LEAF for a split */
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    /* A split's write is overwritten by the next leaf; only a tree that is not valid
+       has more leaves than lcap, and it is decoded again anyway. */
+    values[leaf < lcap ? leaf : lcap - 1] = (double)v;
+    leaf += is_split ^ 1u;
+    stack[sp] = i;
+    sdepth[sp] = depth;
+    sp += is_split;
+    depth_max = depth > depth_max ? depth : depth_max;
+    prev_split = is_split;
+  }
+  *n_leaves = leaf;
+  *depth_out = depth_max;
+  return !(bad | (sp != 0) | prev_split);
+}
+
+/*
  * One pass: every node is validated as it is filled in. The arrays are sized from the
  * smallest encoded node, so the payload's length bounds them before anything is read;
  * a node read past its tree's structure (a leaf with no open subtree left), a tree that
  * ends with subtrees open, or any trailing byte is an error.
  */
-static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n_features,
-                  const myr_scratch *s, void **model_out, myr_error *err) {
+static int decode_any(const unsigned char *b, size_t len, uint32_t version,
+                      size_t n_features, const myr_scratch *s, int fast, void **model_out,
+                      myr_error *err) {
   *model_out = NULL;
   if (version != 1)
     return myr_error_set(err, MYR_EUNSUPPORTED, "forest payload version %u unknown",
@@ -1591,12 +1646,25 @@ static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n
     pos += 4;
     if (nn == 0 || nn % 2 == 0 || nn > (len - pos) / min_node || nn > max_nodes - node)
       return CORRUPT("tree of %u nodes does not fit %zu remaining bytes", nn, len - pos);
-    if (nn / 2 + 1 > stack_cap) { /* trees are alike: this rarely grows */
-      stack_cap = nn / 2 + 1;
+    if ((fast ? nn : nn / 2 + 1) > stack_cap) { /* trees are alike: this rarely grows */
+      stack_cap = fast ? nn : nn / 2 + 1;
       if (!NEW(stack, stack_cap) || !NEW(sdepth, stack_cap))
         return myr_error_set(err, MYR_ENOMEM, "out of memory decoding a forest");
     }
     m->tree_node[t] = node;
+    if (fast) {
+      uint32_t n_leaves, depth_max;
+      if (len - pos < 5 * (size_t)nn || leaf >= max_leaves ||
+          !decode_tree5(b + pos, nn, (uint32_t)n_features, m->nodes + node,
+                        m->leaf_of + node, leaf, m->values + leaf, max_leaves - leaf,
+                        stack, sdepth, &n_leaves, &depth_max))
+        return decode_any(b, len, version, n_features, s, 0, model_out, err);
+      pos += 5 * (size_t)nn;
+      node += nn;
+      leaf += n_leaves;
+      m->tree_depth[t] = depth_max;
+      continue;
+    }
     fnode *nodes = m->nodes + node;
     uint32_t sp = 0, depth = 0, depth_max = 0;
     int prev_internal = 0;
@@ -1681,6 +1749,13 @@ static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n
   m->n_leaves = leaf;
   *model_out = m;
   return MYR_OK;
+}
+
+static int decode(const unsigned char *b, size_t len, uint32_t version, size_t n_features,
+                  const myr_scratch *s, void **model_out, myr_error *err) {
+  /* header: task, feature code bytes, leaf value bytes (checked in decode_any) */
+  int fast = len >= 12 && b[0] == TASK_REG && b[1] == 1 && b[2] == 4;
+  return decode_any(b, len, version, n_features, s, fast, model_out, err);
 }
 
 /* ------------------------------------------------------------------ describe */
