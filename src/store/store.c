@@ -4,8 +4,10 @@
  * and example queries. Invariants:
  * - readers only go through `current` (and runs), so a run's rows are invisible until
  *   myr_store_run_publish() makes all of them current in one transaction;
- * - puts go into a batch transaction committed every BATCH_ROWS rows or BATCH_SECONDS,
- *   so a writer never holds the write lock for long; a batch holds one run's rows;
+ * - puts go into a batch transaction committed every BATCH_ROWS rows, BATCH_BYTES of
+ *   blobs or BATCH_SECONDS, so a writer never holds the write lock for long and a short
+ *   run's pages reach the WAL while it trains, not all at publish; a batch holds one
+ *   run's rows;
  * - when a batch is lost after an error, its run can no longer be published (lost_run);
  * - everything read back from the file is untrusted: key names are revalidated before
  *   they go into SQL text, NULLs and odd types become empty values, nothing crashes.
@@ -28,6 +30,7 @@
 #define MAX_NAME 128            /* bytes per key column name */
 #define MAX_METRIC 64           /* bytes per metric name in a query */
 #define BATCH_ROWS 20000        /* puts per batch transaction ... */
+#define BATCH_BYTES (4u << 20)  /* ... or blob bytes (about one WAL autocheckpoint) ... */
 #define BATCH_SECONDS 1.0       /* ... or seconds, whichever comes first */
 #define BUSY_MS 5000            /* wait this long for another writer's lock */
 #define QCACHE 4                /* cached query statements per handle */
@@ -52,6 +55,7 @@ struct myr_store {
   int in_txn;              /* this handle has a write transaction open */
   int in_snapshot;         /* a read transaction held by myr_store_snapshot_begin */
   size_t batch_rows;       /* rows put in the open transaction */
+  size_t batch_bytes;      /* blob bytes put in the open transaction */
   double batch_t0;         /* monotonic time the open transaction began */
   int64_t run_id;          /* running run validated for puts; 0 = none */
   char *run_family;        /* that run's family, copied into each model row */
@@ -275,6 +279,7 @@ static void txn_abort(myr_store *s) {
     s->lost_run = s->run_id;
   s->in_txn = 0;
   s->batch_rows = 0;
+  s->batch_bytes = 0;
 }
 
 static int txn_begin(myr_store *s, myr_error *err) {
@@ -283,6 +288,7 @@ static int txn_begin(myr_store *s, myr_error *err) {
   MYR_RETURN_NOT_OK(exec(s, "BEGIN IMMEDIATE", "starting a write transaction", err));
   s->in_txn = 1;
   s->batch_rows = 0;
+  s->batch_bytes = 0;
   s->batch_t0 = now_s();
   return MYR_OK;
 }
@@ -294,6 +300,7 @@ static int txn_commit(myr_store *s, myr_error *err) {
   if (rc == SQLITE_OK) {
     s->in_txn = 0;
     s->batch_rows = 0;
+  s->batch_bytes = 0;
     return MYR_OK;
   }
   int st = db_error(s, err, rc, "committing");
@@ -944,9 +951,11 @@ static int row_error(myr_store *s, sqlite3_stmt *q, int rc, int64_t run_id,
   return st;
 }
 
-static int after_put(myr_store *s, myr_error *err) {
+static int after_put(myr_store *s, size_t bytes, myr_error *err) {
   s->batch_rows++;
-  if (s->batch_rows >= BATCH_ROWS || now_s() - s->batch_t0 >= BATCH_SECONDS)
+  s->batch_bytes += bytes;
+  if (s->batch_rows >= BATCH_ROWS || s->batch_bytes >= BATCH_BYTES ||
+      now_s() - s->batch_t0 >= BATCH_SECONDS)
     return txn_commit(s, err);
   return MYR_OK;
 }
@@ -1022,7 +1031,7 @@ int myr_store_put_model(myr_store *s, int64_t run_id, const myr_model_row *row,
   }
   sqlite3_reset(q);
   sqlite3_clear_bindings(q);
-  return after_put(s, err);
+  return after_put(s, row->blob_len, err);
 }
 
 int myr_store_put_error(myr_store *s, int64_t run_id, const myr_error_row *row,
@@ -1050,7 +1059,7 @@ int myr_store_put_error(myr_store *s, int64_t run_id, const myr_error_row *row,
     return row_error(s, q, rc, run_id, "error", row->key_values, row->key_lens, err);
   sqlite3_reset(q);
   sqlite3_clear_bindings(q);
-  return after_put(s, err);
+  return after_put(s, 0, err);
 }
 
 /* Step a one-shot statement with ?1 = run_id and optionally ?2 = text. */
