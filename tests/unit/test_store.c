@@ -151,6 +151,49 @@ static int count_errors(void *ud, const myr_error_record *r) {
   return 0;
 }
 
+/* Rows of the run committed so far, as another connection sees them. */
+static int committed_models(const char *path, int64_t run) {
+  sqlite3 *db;
+  sqlite3_stmt *q;
+  assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_prepare_v2(db, "SELECT count(*) FROM models WHERE run_id = ?1", -1, &q, NULL),
+      SQLITE_OK);
+  sqlite3_bind_int64(q, 1, run);
+  assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+  int n = sqlite3_column_int(q, 0);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return n;
+}
+
+/* A put batch is committed once it holds 4 MiB of blobs, long before 20,000 rows or a
+   second: big models reach the file while the run goes on, not all at publish. */
+static void test_batches_commit_by_bytes(void **state) {
+  (void)state;
+  char path[512];
+  myr_error err = {0};
+  fresh_path(path, sizeof path, "bytes.db");
+  myr_store *w = open_ok(path, 0);
+  int64_t run = begin_ok(w, KEYS, 2);
+  size_t len = (size_t)3 << 20;
+  unsigned char *blob = calloc(len, 1);
+  assert_non_null(blob);
+  const char *apps[] = {"a1", "a2", "a3"};
+  for (int i = 0; i < 3; i++) {
+    const char *vals[2] = {apps[i], "/x"};
+    size_t lens[2] = {2, 2};
+    myr_model_row row = {(uint64_t)i + 1, vals, lens, 10, 0, NULL, blob, len};
+    assert_int_equal(myr_store_put_model(w, run, &row, &err), MYR_OK);
+  }
+  /* 3 MiB, then 6 MiB: committed; the third put opened a new batch */
+  assert_int_equal(committed_models(path, run), 2);
+  free(blob);
+  publish_ok(w, run);
+  assert_int_equal(committed_models(path, run), 3);
+  myr_store_close(w);
+}
+
 static void test_publish_visibility(void **state) {
   (void)state;
   char path[512];
@@ -706,6 +749,7 @@ int main(void) {
   tu_alloc_install();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_publish_visibility),
+      cmocka_unit_test(test_batches_commit_by_bytes),
       cmocka_unit_test(test_versions_and_failed_runs),
       cmocka_unit_test(test_filters_and_worst),
       cmocka_unit_test(test_key_names),
