@@ -30,7 +30,7 @@
 #define MAX_NAME 128            /* bytes per key column name */
 #define MAX_METRIC 64           /* bytes per metric name in a query */
 #define BATCH_ROWS 20000        /* puts per batch transaction ... */
-#define BATCH_BYTES (4u << 20)  /* ... or blob bytes (about one WAL autocheckpoint) ... */
+#define BATCH_BYTES (4u << 20)  /* ... or blob bytes (about a WAL checkpoint) ... */
 #define BATCH_SECONDS 1.0       /* ... or seconds, whichever comes first */
 #define BUSY_MS 5000            /* wait this long for another writer's lock */
 #define QCACHE 4                /* cached query statements per handle */
@@ -272,14 +272,19 @@ static int json_object_ok(myr_store *s, const char *text, int *ok, myr_error *er
 
 /* ---------------------------------------------------------------- transactions */
 
+/* Nothing put in the open transaction (it just began, committed or rolled back). */
+static void batch_clear(myr_store *s) {
+  s->batch_rows = 0;
+  s->batch_bytes = 0;
+}
+
 static void txn_abort(myr_store *s) {
   if (!sqlite3_get_autocommit(s->db))
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
   if (s->in_txn && s->batch_rows > 0 && s->run_id > 0)
     s->lost_run = s->run_id;
   s->in_txn = 0;
-  s->batch_rows = 0;
-  s->batch_bytes = 0;
+  batch_clear(s);
 }
 
 static int txn_begin(myr_store *s, myr_error *err) {
@@ -287,8 +292,7 @@ static int txn_begin(myr_store *s, myr_error *err) {
     return MYR_OK;
   MYR_RETURN_NOT_OK(exec(s, "BEGIN IMMEDIATE", "starting a write transaction", err));
   s->in_txn = 1;
-  s->batch_rows = 0;
-  s->batch_bytes = 0;
+  batch_clear(s);
   s->batch_t0 = now_s();
   return MYR_OK;
 }
@@ -299,8 +303,7 @@ static int txn_commit(myr_store *s, myr_error *err) {
   int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
   if (rc == SQLITE_OK) {
     s->in_txn = 0;
-    s->batch_rows = 0;
-  s->batch_bytes = 0;
+    batch_clear(s);
     return MYR_OK;
   }
   int st = db_error(s, err, rc, "committing");
