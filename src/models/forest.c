@@ -499,7 +499,7 @@ typedef struct grower {
   uint32_t max_features; /* features drawn per node, 1..p */
   uint32_t n_boot;       /* rows drawn per tree when bootstrapping */
   int bootstrap;
-  int leaf64;            /* regression leaf means stay binary64 */
+  int leaf64;    /* regression leaf means stay binary64 */
   double mid;    /* min_impurity_decrease */
   double w_root; /* weighted rows of a tree (scikit-learn's weighted_n_samples) */
   /* per tree */
@@ -1517,9 +1517,9 @@ static size_t get_varint(const unsigned char *p, size_t avail, uint32_t *out) {
 
 /*
  * The common tree: regression with float32 leaves and 1-byte feature codes, where every
- * node is 5 bytes (code, then threshold or leaf value), so b[0..5 nn) is known to be there
- * and a node is decoded without branching on its kind (splits and leaves alternate at
- * random: a branch on it missed about every other node). The structure is checked as
+ * node is 5 bytes (code, then threshold or leaf value), so b[0..5 nn) is known to be
+ * there and a node is decoded without branching on its kind (splits and leaves alternate
+ * at random: a branch on it missed about every other node). The structure is checked as
  * in the general loop (a leaf may close a subtree only when one is open; a tree ends
  * with none open and on a leaf), but failures are only collected: 0 means the tree is
  * not valid or a value is out of range, and decode() then runs the general loop, which
@@ -1546,7 +1546,7 @@ static int decode_tree5(const unsigned char *b, uint32_t nn, uint32_t n_features
     }
     uint32_t is_split = code != 0;
     bad |= (code > n_features) | (((bits >> 23) & 0xffu) == 0xffu); /* not finite */
-    uint32_t thr = bits ^ ((bits ^ qnan) & (is_split - 1u)); /* NaN in a leaf */
+    uint32_t thr = bits ^ ((bits ^ qnan) & (is_split - 1u));        /* NaN in a leaf */
     fnode *nd = &nodes[i];
     memcpy(&nd->thr, &thr, sizeof thr);
     nd->feature = code - is_split;

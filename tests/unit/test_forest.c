@@ -161,9 +161,10 @@ static void test_leaf_value_precision(void **state) {
   fixture *fx = *state;
   double x[] = {1, 2, 3}, y[] = {0, 0, 1}, at[] = {1};
   myr_dataset d = {3, 1, x, y};
-  void *m32 = fit(fx, "n_trees=1,bootstrap=false,max_depth=none,min_samples_split=4", &d, 1);
-  void *m64 = fit(fx, "n_trees=1,bootstrap=false,min_samples_split=4,leaf_values=float64",
-                  &d, 1);
+  void *m32 =
+      fit(fx, "n_trees=1,bootstrap=false,max_depth=none,min_samples_split=4", &d, 1);
+  void *m64 =
+      fit(fx, "n_trees=1,bootstrap=false,min_samples_split=4,leaf_values=float64", &d, 1);
   assert_true(predict1(m32, at, 1) == (double)(float)(1.0 / 3));
   assert_true(predict1(m64, at, 1) == 1.0 / 3);
   size_t l32, l64;
@@ -538,7 +539,8 @@ static void test_decode_rejects_truncation_and_garbage(void **state) {
   /* Regression payloads with float32 leaves take the branch-free tree loop; a fault there
      is named by the general one. */
   myr_error e2 = {0};
-  assert_int_equal(F->decode(badfeat, sizeof badfeat, 1, 1, &fx->s, &m, &e2), MYR_ECORRUPT);
+  assert_int_equal(F->decode(badfeat, sizeof badfeat, 1, 1, &fx->s, &m, &e2),
+                   MYR_ECORRUPT);
   assert_non_null(strstr(e2.message, "split on feature 2 of 1"));
   assert_int_equal(F->decode(never, sizeof never, 1, 1, &fx->s, &m, &e2), MYR_ECORRUPT);
   assert_non_null(strstr(e2.message, "tree of 3 nodes"));
@@ -547,7 +549,8 @@ static void test_decode_rejects_truncation_and_garbage(void **state) {
   assert_int_equal(F->decode(badfeat, sizeof badfeat, 1, 3, &fx->s, &m, NULL), MYR_OK);
   unsigned char nan_thr[] = {1, 1, 4, 0,    1,    0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0,
                              1, 0, 0, 0xc0, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-  assert_int_equal(F->decode(nan_thr, sizeof nan_thr, 1, 1, &fx->s, &m, &e2), MYR_ECORRUPT);
+  assert_int_equal(F->decode(nan_thr, sizeof nan_thr, 1, 1, &fx->s, &m, &e2),
+                   MYR_ECORRUPT);
   assert_non_null(strstr(e2.message, "threshold"));
   unsigned char zero_leaf[] = {2, 1, 0, 0, 1, 0, 0, 0, 2,    0,    0, 0, 0, 0, 0, 0, 0, 0,
                                0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x3f, 1, 0, 0, 0, 0, 0, 0};

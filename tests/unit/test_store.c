@@ -156,9 +156,9 @@ static int committed_models(const char *path, int64_t run) {
   sqlite3 *db;
   sqlite3_stmt *q;
   assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  assert_int_equal(
-      sqlite3_prepare_v2(db, "SELECT count(*) FROM models WHERE run_id = ?1", -1, &q, NULL),
-      SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM models WHERE run_id = ?1",
+                                      -1, &q, NULL),
+                   SQLITE_OK);
   sqlite3_bind_int64(q, 1, run);
   assert_int_equal(sqlite3_step(q), SQLITE_ROW);
   int n = sqlite3_column_int(q, 0);
