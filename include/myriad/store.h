@@ -52,6 +52,23 @@ typedef struct myr_run_spec {
 MYR_API int myr_store_run_begin(myr_store *store, const myr_run_spec *spec,
                                 int64_t *run_id_out, myr_error *err);
 
+/**
+ * @brief Take up again the latest run with the same family, seed and spec_json, when it
+ * was never published (its process was killed, or it failed): it becomes "running" on
+ * this handle with the models it stored kept and its failed groups dropped (to be tried
+ * again). *run_id_out is that run, or 0 when there is none; then *published_out is the
+ * run with that spec that is already published, or 0. Only one process may resume a run.
+ */
+MYR_API int myr_store_run_resume(myr_store *store, const myr_run_spec *spec,
+                                 int64_t *run_id_out, int64_t *published_out,
+                                 myr_error *err);
+
+typedef int (*myr_key_hash_cb)(void *ud, uint64_t key_hash);
+/** @brief Call cb with the key hash of each model stored for run_id (in no order); a
+ *  non-zero cb return stops and is returned. */
+MYR_API int myr_store_run_keys(myr_store *store, int64_t run_id, myr_key_hash_cb cb,
+                               void *ud, myr_error *err);
+
 /** One trained model; borrowed for the call. */
 typedef struct myr_model_row {
   uint64_t key_hash;              /* stable 64-bit hash of the key tuple */

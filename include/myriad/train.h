@@ -125,6 +125,13 @@ typedef struct myr_train_options {
      Batches hold at most 65536 rows. Works with or without a store. On failure *results
      is not touched. Key columns named like one of those columns are refused. */
   struct ArrowArrayStream *results;
+  /* With a store: complete the latest run of the same spec (input, keys, features,
+     label, model, params, seed, min_rows, holdout) that never published, typically
+     because its process was killed: keys whose models it stored are not trained again,
+     the others are, and the run is published as it would have been. Without such a run
+     this trains a new one, unless the latest run of that spec is published (then nothing
+     is trained: see already_published). Not with `results`. */
+  int resume;
 } myr_train_options;
 
 /** What happened. Filled even when myr_train fails part-way (as far as it got). */
@@ -148,6 +155,10 @@ typedef struct myr_train_summary {
   double seconds_publish;                 /* the publishing transaction */
   double seconds_total;                   /* wall time of the whole run */
   unsigned n_threads;                     /* threads used */
+  uint64_t groups_resumed;   /* resume: groups_trained whose models an earlier attempt
+                                of the run stored (not trained again) */
+  int already_published;     /* resume: the run of this spec is published (run_id);
+                                nothing was trained */
 } myr_train_summary;
 
 /**

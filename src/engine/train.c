@@ -279,6 +279,8 @@ static int fit_task(void *ctx, size_t task, unsigned wi) {
   if (atomic_load_explicit(&r->abort, memory_order_relaxed) ||
       (r->opt->cancel && *r->opt->cancel)) {
     res->status = MYR__RES_ABORTED;
+  } else if (r->resumed && r->resumed[g]) {
+    res->status = MYR__RES_RESUMED;
   } else {
     fit_group(r, g, &r->workers[wi], res);
     myr__arena_reset(&r->workers[wi].arena);
@@ -329,7 +331,11 @@ static int drain_one(run *r, myr_store *store, int64_t run_id, size_t task, myr_
     rc = myr_error_set(err, MYR_EINTERNAL, "key encoding damaged for group %u", g);
     goto done;
   }
-  if (res->status == MYR__RES_OK) {
+  if (res->status == MYR__RES_RESUMED) {
+    s->groups_trained++;
+    s->groups_resumed++;
+    s->rows_used += r->keys.count[g];
+  } else if (res->status == MYR__RES_OK) {
     s->groups_trained++;
     s->rows_used += r->keys.count[g];
     if (store || r->opt->results) {
@@ -618,6 +624,60 @@ static int parse_params(run *r, myr_error *err) {
   return rc;
 }
 
+/* Sorted key hashes of the models an interrupted attempt of run_id stored. */
+typedef struct hash_list {
+  uint64_t *h;
+  size_t n, cap;
+} hash_list;
+
+static int add_hash(void *ud, uint64_t key_hash) {
+  hash_list *l = ud;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 1024;
+    uint64_t *h = myr__realloc(l->h, cap * sizeof *h);
+    if (!h)
+      return MYR_ENOMEM;
+    l->h = h;
+    l->cap = cap;
+  }
+  l->h[l->n++] = key_hash;
+  return MYR_OK;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Flag the groups whose models run_id already holds (r->resumed). */
+static int mark_resumed(run *r, myr_store *store, int64_t run_id, myr_error *err) {
+  hash_list l = {0};
+  int rc = myr_store_run_keys(store, run_id, add_hash, &l, err);
+  if (rc == MYR_ENOMEM)
+    rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading run %lld's keys",
+                       (long long)run_id);
+  if (rc == MYR_OK && !(r->resumed = myr__calloc(r->keys.n ? r->keys.n : 1, 1)))
+    rc = myr_error_set(err, MYR_ENOMEM, "out of memory resuming run %lld",
+                       (long long)run_id);
+  if (rc == MYR_OK && l.n) {
+    qsort(l.h, l.n, sizeof *l.h, cmp_u64);
+    for (size_t g = 0; g < r->keys.n; g++) {
+      uint64_t h = r->keys.hash[g];
+      size_t lo = 0, hi = l.n;
+      while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l.h[mid] < h)
+          lo = mid + 1;
+        else
+          hi = mid;
+      }
+      r->resumed[g] = lo < l.n && l.h[lo] == h;
+    }
+  }
+  myr__free(l.h);
+  return rc;
+}
+
 static void spec_json(run *r, myr__buf *b, const char *params) {
   const myr_train_options *o = r->opt;
   myr__buf_puts(b, "{\"input\":");
@@ -649,11 +709,13 @@ static void summary_json(const myr_train_summary *s, myr__buf *b) {
                   "{\"run_id\":%lld,\"family\":\"%s\",\"n_features\":%zu,\"threads\":%u,"
                   "\"rows_total\":%llu,\"rows_used\":%llu,\"rows_skipped\":%llu,"
                   "\"groups_total\":%llu,\"groups_trained\":%llu,\"groups_failed\":%llu,"
-                  "\"skipped\":{",
+                  "\"groups_resumed\":%llu,%s\"skipped\":{",
                   (long long)s->run_id, s->family, s->n_features, s->n_threads,
                   (unsigned long long)s->rows_total, (unsigned long long)s->rows_used,
                   (unsigned long long)s->rows_skipped, (unsigned long long)s->groups_total,
-                  (unsigned long long)s->groups_trained, (unsigned long long)s->groups_failed);
+                  (unsigned long long)s->groups_trained, (unsigned long long)s->groups_failed,
+                  (unsigned long long)s->groups_resumed,
+                  s->already_published ? "\"already_published\":true," : "");
   int first = 1;
   for (int i = 0; i < MYR_SKIP__COUNT; i++) {
     if (!s->skipped[i])
@@ -713,6 +775,11 @@ static int validate(const myr_train_options *o, const struct ArrowArrayStream *i
                          o->n_keys, MYR__MAX_KEYS);
   if (!o->label || !*o->label)
     return myr_error_set(err, MYR_EINVAL, "no label column given (--label)");
+  if (o->resume && (!o->store || !*o->store))
+    return myr_error_set(err, MYR_EINVAL, "resuming a run needs a store (--store)");
+  if (o->resume && o->results)
+    return myr_error_set(err, MYR_EUNSUPPORTED,
+                         "resuming a run cannot return results: read them from the store");
   if (!(o->holdout >= 0 && o->holdout < 1))
     return myr_error_set(err, MYR_EINVAL, "holdout must be in [0, 1), got %g", o->holdout);
   if (o->delimiter && o->delimiter != ',' && o->delimiter != '\t' && o->delimiter != ';')
@@ -822,7 +889,19 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
   }
   if (store) {
     myr_run_spec rs = {opt->keys, opt->n_keys, r.family->name, myr__buf_str(&spec), opt->seed};
-    if ((rc = myr_store_run_begin(store, &rs, &run_id, err)) != MYR_OK)
+    int64_t published = 0;
+    if (opt->resume) {
+      if ((rc = myr_store_run_resume(store, &rs, &run_id, &published, err)) != MYR_OK)
+        goto done;
+      if (published) {
+        s->run_id = published;
+        s->already_published = 1;
+        goto done;
+      }
+      if (run_id && (rc = mark_resumed(&r, store, run_id, err)) != MYR_OK)
+        goto done;
+    }
+    if (!run_id && (rc = myr_store_run_begin(store, &rs, &run_id, err)) != MYR_OK)
       goto done;
     s->run_id = run_id;
   }
@@ -877,6 +956,7 @@ done:
       myr__free(r.results[i].metrics);
     }
   myr__free(r.workers);
+  myr__free(r.resumed);
   myr__free(r.results);
   myr__free(r.done_list);
   myr__free((void *)r.ready);

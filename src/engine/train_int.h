@@ -34,7 +34,8 @@ typedef struct myr__row_chunk {
   myr__kept *kept;             /* reference keeping ycol and fcol valid, or NULL */
 } myr__row_chunk;
 
-enum { MYR__RES_OK = 0, MYR__RES_FAILED = 1, MYR__RES_ABORTED = 2 };
+/* RES_RESUMED: stored by an earlier attempt of a resumed run, not fitted again. */
+enum { MYR__RES_OK = 0, MYR__RES_FAILED = 1, MYR__RES_ABORTED = 2, MYR__RES_RESUMED = 3 };
 /* Metrics kept per model; NaN = not computed (written only when finite). */
 enum {
   MYR__M_R2, MYR__M_RMSE, MYR__M_MAE,             /* regression, on held-out rows */
@@ -98,6 +99,7 @@ typedef struct run {
   uint64_t *ref;
   myr__row_chunk **chunks; /* ref's chunk indexes, in input order */
   uint32_t *order;        /* groups, largest first */
+  uint8_t *resumed;       /* per group, resume only: stored by an earlier attempt */
 
   /* training */
   myr__worker *workers;

@@ -1174,6 +1174,110 @@ done:
   return st;
 }
 
+int myr_store_run_resume(myr_store *s, const myr_run_spec *spec, int64_t *run_id_out,
+                         int64_t *published_out, myr_error *err) {
+  sqlite3_stmt *q = NULL;
+  char *family = NULL;
+  int st, rc;
+  int64_t run_id = 0;
+  if (run_id_out)
+    *run_id_out = 0;
+  if (published_out)
+    *published_out = 0;
+  if (!s || !spec || !run_id_out || !published_out)
+    return myr_error_set(err, MYR_EINVAL, "myr_store_run_resume: NULL argument");
+  if (s->readonly)
+    return myr_error_set(err, MYR_EINVAL, "store %s is open read-only", s->path);
+  MYR_RETURN_NOT_OK(check_spec(s, spec, err));
+  family = myr__strdup(spec->family);
+  if (!family)
+    return myr_error_set(err, MYR_ENOMEM, "store %s: out of memory", s->path);
+  st = txn_commit(s, err);
+  if (st == MYR_OK)
+    st = txn_begin(s, err);
+  if (st != MYR_OK)
+    goto done;
+  st = load_key_names(s, err);
+  if (st != MYR_OK || s->n_keys == 0) /* no run ever began: nothing to resume */
+    goto done;
+  st = prepare(s,
+               "SELECT run_id, status FROM runs WHERE family = ?1 AND seed = ?2"
+               " AND spec IS ?3 ORDER BY run_id DESC LIMIT 1",
+               0, &q, "finding the run to resume", err);
+  if (st != MYR_OK)
+    goto done;
+  sqlite3_bind_text(q, 1, spec->family, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 2, u2i(spec->seed));
+  if (spec->spec_json)
+    sqlite3_bind_text(q, 3, spec->spec_json, -1, SQLITE_STATIC);
+  rc = sqlite3_step(q);
+  if (rc == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(q, 0);
+    const char *status = (const char *)sqlite3_column_text(q, 1);
+    if (status && strcmp(status, "published") == 0)
+      *published_out = id;
+    else
+      run_id = id;
+  } else if (rc != SQLITE_DONE) {
+    st = db_error(s, err, rc, "finding the run to resume");
+    goto done;
+  }
+  if (!run_id)
+    goto done;
+  /* Its models stay; its failed groups are tried again (they are quick to fail). */
+  st = run_sql(s, "UPDATE runs SET status = 'running', message = NULL WHERE run_id = ?1",
+               run_id, NULL, "resuming a run", err);
+  if (st == MYR_OK)
+    st = run_sql(s, "DELETE FROM errors WHERE run_id = ?1", run_id, NULL, "resuming a run",
+                 err);
+  if (st == MYR_OK)
+    st = txn_commit(s, err);
+  if (st != MYR_OK)
+    goto done;
+  myr__free(s->run_family);
+  s->run_family = family;
+  family = NULL;
+  s->run_id = run_id;
+  if (s->lost_run == run_id)
+    s->lost_run = 0;
+  *run_id_out = run_id;
+  if (prepare_inserts(s, err) != MYR_OK) { /* retried by the next put, as in run_begin */
+    s->run_id = 0;
+    myr_error_clear(err);
+  }
+done:
+  sqlite3_finalize(q);
+  if (s->in_txn)
+    txn_abort(s);
+  myr__free(family);
+  return st;
+}
+
+int myr_store_run_keys(myr_store *s, int64_t run_id, myr_key_hash_cb cb, void *ud,
+                       myr_error *err) {
+  sqlite3_stmt *q = NULL;
+  if (!s || !cb)
+    return myr_error_set(err, MYR_EINVAL, "myr_store_run_keys: NULL argument");
+  MYR_RETURN_NOT_OK(txn_commit(s, err)); /* this handle's own puts count */
+  int st = prepare(s, "SELECT key_hash FROM models WHERE run_id = ?1", 0, &q,
+                   "reading a run's keys", err);
+  if (st != MYR_OK)
+    return st;
+  sqlite3_bind_int64(q, 1, run_id);
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    int r = cb(ud, (uint64_t)sqlite3_column_int64(q, 0));
+    if (r != 0) {
+      st = r;
+      break;
+    }
+  }
+  if (st == MYR_OK && rc != SQLITE_DONE)
+    st = db_error(s, err, rc, "reading a run's keys");
+  sqlite3_finalize(q);
+  return st;
+}
+
 int myr_store_run_fail(myr_store *s, int64_t run_id, const char *message,
                        myr_error *err) {
   if (!s)

@@ -25,7 +25,7 @@ HELP_OPTIONS = {
             "--threads", "--quiet", "--help"],
     "train": ["--keys", "--label", "--features", "--delimiter", "--model", "--param",
               "--min-rows", "--holdout", "--seed", "--store", "--threads", "--json",
-              "--quiet", "--list-models", "--help"],
+              "--quiet", "--list-models", "--resume", "--help"],
     "models": ["--store", "--key", "--worst", "--limit", "--format", "--describe",
                "--errors", "--plugin", "--help"],
 }

@@ -194,6 +194,63 @@ static void test_batches_commit_by_bytes(void **state) {
   myr_store_close(w);
 }
 
+static int collect_hash(void *ud, uint64_t h) {
+  uint64_t *sum = ud;
+  sum[0]++;
+  sum[1] += h;
+  return MYR_OK;
+}
+
+/* A run whose process died (still "running") is taken up again with its models kept and
+   its errors dropped; a published one is reported, not reopened; another spec is not. */
+static void test_resume(void **state) {
+  (void)state;
+  char path[512];
+  myr_error err = {0};
+  fresh_path(path, sizeof path, "resume.db");
+  myr_run_spec spec = {KEYS, 2, "linear", "{\"model\":\"linear\"}", 42};
+  myr_run_spec other = {KEYS, 2, "linear", "{\"model\":\"linear\",\"x\":1}", 42};
+  int64_t run = 0, pub = 0;
+  myr_store *w = open_ok(path, 0);
+  /* nothing yet: no run, nothing published */
+  assert_int_equal(myr_store_run_resume(w, &spec, &run, &pub, &err), MYR_OK);
+  assert_true(run == 0 && pub == 0);
+  int64_t r1 = begin_ok(w, KEYS, 2);
+  put2_ok(w, r1, 11, "a1", "/login", 0.9);
+  put2_ok(w, r1, 12, "a1", "/logout", 0.8);
+  const char *vals[2] = {"a9", "/x"};
+  size_t lens[2] = {2, 2};
+  myr_error_row erow = {19, vals, lens, 3, "too_few_rows", "3 rows, need 10"};
+  assert_int_equal(myr_store_put_error(w, r1, &erow, &err), MYR_OK);
+  myr_store_close(w); /* as a killed process: the run stays "running" */
+
+  w = open_ok(path, 0);
+  assert_int_equal(myr_store_run_resume(w, &other, &run, &pub, &err), MYR_OK);
+  assert_true(run == 0 && pub == 0);
+  assert_int_equal(myr_store_run_resume(w, &spec, &run, &pub, &err), MYR_OK);
+  assert_true(run == r1 && pub == 0);
+  uint64_t keys_seen[2] = {0, 0};
+  assert_int_equal(myr_store_run_keys(w, run, collect_hash, keys_seen, &err), MYR_OK);
+  assert_true(keys_seen[0] == 2 && keys_seen[1] == 11 + 12);
+  put2_ok(w, run, 13, "a2", "/login", 0.7);
+  keys_seen[0] = keys_seen[1] = 0;
+  assert_int_equal(myr_store_run_keys(w, run, collect_hash, keys_seen, &err), MYR_OK);
+  assert_true(keys_seen[0] == 3 && keys_seen[1] == 11 + 12 + 13); /* its own puts count */
+  publish_ok(w, run);
+  myr_store_info info;
+  assert_int_equal(myr_store_get_info(w, &info, &err), MYR_OK);
+  assert_int_equal(info.n_models, 3);
+  assert_int_equal(info.n_errors, 0); /* the error row was dropped for a retry */
+  assert_int_equal(info.latest_run, r1);
+  assert_int_equal(myr_store_run_resume(w, &spec, &run, &pub, &err), MYR_OK);
+  assert_true(run == 0 && pub == r1);
+  myr_store_close(w);
+
+  myr_store *r = open_ok(path, MYR_STORE_READONLY);
+  assert_int_equal(myr_store_run_resume(r, &spec, &run, &pub, &err), MYR_EINVAL);
+  myr_store_close(r);
+}
+
 static void test_publish_visibility(void **state) {
   (void)state;
   char path[512];
@@ -750,6 +807,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_publish_visibility),
       cmocka_unit_test(test_batches_commit_by_bytes),
+      cmocka_unit_test(test_resume),
       cmocka_unit_test(test_versions_and_failed_runs),
       cmocka_unit_test(test_filters_and_worst),
       cmocka_unit_test(test_key_names),

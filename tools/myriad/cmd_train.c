@@ -55,6 +55,12 @@ static void usage(FILE *out) {
           "                       models are trained and counted but not kept\n"
           "  --threads N          threads to use (default: one per core); 1 runs everything\n"
           "                       on one core\n"
+          "  --resume             complete this command's earlier run that never published\n"
+          "                       (killed, crashed, Ctrl-C): the same INPUT and options\n"
+          "                       (--threads may differ); keys it stored are not trained\n"
+          "                       again, and the store ends as if it had not stopped.\n"
+          "                       Without such a run, trains as usual; when that run is\n"
+          "                       already published, does nothing. Needs --store\n"
           "  --json               print the summary as JSON on stdout\n"
           "  --quiet              no progress line and no summary\n"
           "  --list-models        list the model families (with those of --plugin) and exit\n"
@@ -119,6 +125,12 @@ static int write_stdout(void *ud, const char *bytes, size_t len) {
 static void print_summary(const myr_train_options *o, const myr_train_summary *s,
                           const char *params) {
   char a[32], b[32], c[32];
+  if (s->already_published) {
+    printf("myriad train: nothing to resume: run %lld of this spec is already published "
+           "to %s\n",
+           (long long)s->run_id, o->store);
+    return;
+  }
   if (o->store && s->run_id)
     printf("myriad train: run %lld published to %s\n", (long long)s->run_id, o->store);
   else
@@ -128,6 +140,9 @@ static void print_summary(const myr_train_options *o, const myr_train_summary *s
          (unsigned long long)o->seed, s->n_threads);
   printf("  groups   %s total: %s trained, %s failed\n", cli_grouped(s->groups_total, a, sizeof a),
          cli_grouped(s->groups_trained, b, sizeof b), cli_grouped(s->groups_failed, c, sizeof c));
+  if (s->groups_resumed)
+    printf("           %s of the trained were stored before the run stopped (resumed)\n",
+           cli_grouped(s->groups_resumed, a, sizeof a));
   for (int i = 0; i < MYR_FAIL__COUNT; i++)
     if (s->failed[i])
       printf("           %-16s %10s  first: %s\n", myr_group_failure_name(i),
@@ -170,7 +185,7 @@ int myr_cmd_train(int argc, char **argv) {
       {"threads", required_argument, 0, 't'},   {"json", no_argument, 0, 'j'},
       {"quiet", no_argument, 0, 'q'},           {"list-models", no_argument, 0, 'L'},
       {"plugin", required_argument, 0, 'P'},    {"help", no_argument, 0, 'h'},
-      {0, 0, 0, 0}};
+      {"resume", no_argument, 0, 'R'},          {0, 0, 0, 0}};
   myr_train_options o;
   memset(&o, 0, sizeof o);
   char **keys = NULL, **feats = NULL;
@@ -249,6 +264,7 @@ int myr_cmd_train(int argc, char **argv) {
       o.n_threads = (unsigned)v;
       break;
     case 'j': json = 1; break;
+    case 'R': o.resume = 1; break;
     case 'q': quiet = 1; break;
     case 'P':
       if (!cli_load_plugin("train", &reg, optarg))
