@@ -155,10 +155,10 @@ typedef struct myr_train_summary {
   double seconds_publish;                 /* the publishing transaction */
   double seconds_total;                   /* wall time of the whole run */
   unsigned n_threads;                     /* threads used */
-  uint64_t groups_resumed;   /* resume: groups_trained whose models an earlier attempt
-                                of the run stored (not trained again) */
-  int already_published;     /* resume: the run of this spec is published (run_id);
-                                nothing was trained */
+  uint64_t groups_resumed; /* resume: groups_trained whose models an earlier attempt
+                              of the run stored (not trained again) */
+  int already_published;   /* resume: the run of this spec is published (run_id);
+                              nothing was trained */
 } myr_train_summary;
 
 /**

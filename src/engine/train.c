@@ -705,17 +705,18 @@ static void spec_json(run *r, myr__buf *b, const char *params) {
 }
 
 static void summary_json(const myr_train_summary *s, myr__buf *b) {
-  myr__buf_printf(b,
-                  "{\"run_id\":%lld,\"family\":\"%s\",\"n_features\":%zu,\"threads\":%u,"
-                  "\"rows_total\":%llu,\"rows_used\":%llu,\"rows_skipped\":%llu,"
-                  "\"groups_total\":%llu,\"groups_trained\":%llu,\"groups_failed\":%llu,"
-                  "\"groups_resumed\":%llu,%s\"skipped\":{",
-                  (long long)s->run_id, s->family, s->n_features, s->n_threads,
-                  (unsigned long long)s->rows_total, (unsigned long long)s->rows_used,
-                  (unsigned long long)s->rows_skipped, (unsigned long long)s->groups_total,
-                  (unsigned long long)s->groups_trained, (unsigned long long)s->groups_failed,
-                  (unsigned long long)s->groups_resumed,
-                  s->already_published ? "\"already_published\":true," : "");
+  myr__buf_printf(
+      b,
+      "{\"run_id\":%lld,\"family\":\"%s\",\"n_features\":%zu,\"threads\":%u,"
+      "\"rows_total\":%llu,\"rows_used\":%llu,\"rows_skipped\":%llu,"
+      "\"groups_total\":%llu,\"groups_trained\":%llu,\"groups_failed\":%llu,"
+      "\"groups_resumed\":%llu,%s\"skipped\":{",
+      (long long)s->run_id, s->family, s->n_features, s->n_threads,
+      (unsigned long long)s->rows_total, (unsigned long long)s->rows_used,
+      (unsigned long long)s->rows_skipped, (unsigned long long)s->groups_total,
+      (unsigned long long)s->groups_trained, (unsigned long long)s->groups_failed,
+      (unsigned long long)s->groups_resumed,
+      s->already_published ? "\"already_published\":true," : "");
   int first = 1;
   for (int i = 0; i < MYR_SKIP__COUNT; i++) {
     if (!s->skipped[i])
@@ -778,8 +779,9 @@ static int validate(const myr_train_options *o, const struct ArrowArrayStream *i
   if (o->resume && (!o->store || !*o->store))
     return myr_error_set(err, MYR_EINVAL, "resuming a run needs a store (--store)");
   if (o->resume && o->results)
-    return myr_error_set(err, MYR_EUNSUPPORTED,
-                         "resuming a run cannot return results: read them from the store");
+    return myr_error_set(
+        err, MYR_EUNSUPPORTED,
+        "resuming a run cannot return results: read them from the store");
   if (!(o->holdout >= 0 && o->holdout < 1))
     return myr_error_set(err, MYR_EINVAL, "holdout must be in [0, 1), got %g", o->holdout);
   if (o->delimiter && o->delimiter != ',' && o->delimiter != '\t' && o->delimiter != ';')

@@ -1228,8 +1228,8 @@ int myr_store_run_resume(myr_store *s, const myr_run_spec *spec, int64_t *run_id
   st = run_sql(s, "UPDATE runs SET status = 'running', message = NULL WHERE run_id = ?1",
                run_id, NULL, "resuming a run", err);
   if (st == MYR_OK)
-    st = run_sql(s, "DELETE FROM errors WHERE run_id = ?1", run_id, NULL, "resuming a run",
-                 err);
+    st = run_sql(s, "DELETE FROM errors WHERE run_id = ?1", run_id, NULL,
+                 "resuming a run", err);
   if (st == MYR_OK)
     st = txn_commit(s, err);
   if (st != MYR_OK)
