@@ -769,6 +769,25 @@ static void sb_key_schema(sbuf *b, const myr_store *s) {
   sb_add(b, "]');");
 }
 
+/* Bind a run's family, seed and spec to ?1, ?2, ?3 of q. */
+static void bind_spec(sqlite3_stmt *q, const myr_run_spec *spec) {
+  sqlite3_bind_text(q, 1, spec->family, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 2, u2i(spec->seed));
+  if (spec->spec_json)
+    sqlite3_bind_text(q, 3, spec->spec_json, -1, SQLITE_STATIC);
+}
+
+/* Make run_id (running, of *family, which this takes) the run this handle puts into.
+   Preparing can fail (out of memory); the next put retries through use_run. */
+static void take_run(myr_store *s, int64_t run_id, char **family) {
+  myr__free(s->run_family);
+  s->run_family = *family;
+  *family = NULL;
+  s->run_id = run_id;
+  if (prepare_inserts(s, NULL) != MYR_OK)
+    s->run_id = 0;
+}
+
 int myr_store_run_begin(myr_store *s, const myr_run_spec *spec, int64_t *run_id_out,
                         myr_error *err) {
   char **names = NULL;
@@ -848,10 +867,7 @@ int myr_store_run_begin(myr_store *s, const myr_run_spec *spec, int64_t *run_id_
                0, &q, "starting a run", err);
   if (st != MYR_OK)
     goto done;
-  sqlite3_bind_text(q, 1, spec->family, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(q, 2, u2i(spec->seed));
-  if (spec->spec_json)
-    sqlite3_bind_text(q, 3, spec->spec_json, -1, SQLITE_STATIC);
+  bind_spec(q, spec);
   rc = sqlite3_step(q);
   if (rc != SQLITE_DONE) {
     st = db_error(s, err, rc, "starting a run");
@@ -866,16 +882,8 @@ int myr_store_run_begin(myr_store *s, const myr_run_spec *spec, int64_t *run_id_
     s->n_keys = spec->n_keys;
     names = NULL;
   }
-  myr__free(s->run_family);
-  s->run_family = family;
-  family = NULL;
-  s->run_id = run_id;
+  take_run(s, run_id, &family);
   *run_id_out = run_id;
-  /* Preparing can fail (out of memory); the next put retries through use_run. */
-  if (prepare_inserts(s, err) != MYR_OK) {
-    s->run_id = 0;
-    myr_error_clear(err);
-  }
 done:
   sqlite3_finalize(q);
   if (st != MYR_OK && began && s->in_txn)
@@ -1206,10 +1214,7 @@ int myr_store_run_resume(myr_store *s, const myr_run_spec *spec, int64_t *run_id
                0, &q, "finding the run to resume", err);
   if (st != MYR_OK)
     goto done;
-  sqlite3_bind_text(q, 1, spec->family, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(q, 2, u2i(spec->seed));
-  if (spec->spec_json)
-    sqlite3_bind_text(q, 3, spec->spec_json, -1, SQLITE_STATIC);
+  bind_spec(q, spec);
   rc = sqlite3_step(q);
   if (rc == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(q, 0);
@@ -1234,17 +1239,10 @@ int myr_store_run_resume(myr_store *s, const myr_run_spec *spec, int64_t *run_id
     st = txn_commit(s, err);
   if (st != MYR_OK)
     goto done;
-  myr__free(s->run_family);
-  s->run_family = family;
-  family = NULL;
-  s->run_id = run_id;
   if (s->lost_run == run_id)
     s->lost_run = 0;
+  take_run(s, run_id, &family);
   *run_id_out = run_id;
-  if (prepare_inserts(s, err) != MYR_OK) { /* retried by the next put, as in run_begin */
-    s->run_id = 0;
-    myr_error_clear(err);
-  }
 done:
   sqlite3_finalize(q);
   if (s->in_txn)
