@@ -689,11 +689,6 @@ int myr__ingest(run *r, myr_error *err) {
 
 /* ------------------------------------------------------------------ grouping */
 
-/* Largest group first, ties by first appearance: sort (count, gid) packed in a u64. */
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
 
 #define GROUP_WINDOW_ROWS ((size_t)4 << 20) /* chunk rows scattered between frees */
 #define GROUP_MAX_POSITIONS ((size_t)1 << 24) /* per-task positions (128 MiB) */
@@ -820,7 +815,8 @@ int myr__group_rows(run *r, myr_error *err) {
     return myr_error_set(err, MYR_ENOMEM, "out of memory ordering %zu groups", g_n);
   for (size_t g = 0; g < g_n; g++)
     packed[g] = (uint64_t)(UINT32_MAX - r->keys.count[g]) << 32 | g;
-  qsort(packed, g_n, sizeof *packed, cmp_u64);
+  /* Largest group first, ties by first appearance: sort (count, gid) packed in a u64. */
+  qsort(packed, g_n, sizeof *packed, myr__cmp_u64);
   for (size_t g = 0; g < g_n; g++)
     r->order[g] = (uint32_t)packed[g];
   myr__free(packed);

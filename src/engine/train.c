@@ -644,11 +644,6 @@ static int add_hash(void *ud, uint64_t key_hash) {
   return MYR_OK;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
-}
-
 /* Flag the groups whose models run_id already holds (r->resumed). */
 static int mark_resumed(run *r, myr_store *store, int64_t run_id, myr_error *err) {
   hash_list l = {0};
@@ -660,7 +655,7 @@ static int mark_resumed(run *r, myr_store *store, int64_t run_id, myr_error *err
     rc = myr_error_set(err, MYR_ENOMEM, "out of memory resuming run %lld",
                        (long long)run_id);
   if (rc == MYR_OK && l.n) {
-    qsort(l.h, l.n, sizeof *l.h, cmp_u64);
+    qsort(l.h, l.n, sizeof *l.h, myr__cmp_u64);
     for (size_t g = 0; g < r->keys.n; g++) {
       uint64_t h = r->keys.hash[g];
       size_t lo = 0, hi = l.n;

@@ -35,6 +35,12 @@ typedef struct myr__row_chunk {
 } myr__row_chunk;
 
 /* RES_RESUMED: stored by an earlier attempt of a resumed run, not fitted again. */
+/* uint64_t ascending, for qsort (grouping order, key hashes of a resumed run). */
+static inline int myr__cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
 enum { MYR__RES_OK = 0, MYR__RES_FAILED = 1, MYR__RES_ABORTED = 2, MYR__RES_RESUMED = 3 };
 /* Metrics kept per model; NaN = not computed (written only when finite). */
 enum {
