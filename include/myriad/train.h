@@ -76,6 +76,8 @@ typedef struct myr_progress {
   uint64_t groups_done;   /* phase 2: groups finished (trained or failed) */
   uint64_t groups_total;  /* phase 2: groups in the run */
   double seconds;         /* since the phase began */
+  unsigned loads_done;    /* phase 2 with a memory limit that spilled: partition loads */
+  unsigned loads_total;   /*   trained, and in all (0 when the rows fit in memory) */
 } myr_progress;
 
 typedef void (*myr_progress_fn)(void *ud, const myr_progress *progress);
@@ -132,6 +134,17 @@ typedef struct myr_train_options {
      this trains a new one, unless the latest run of that spec is published (then nothing
      is trained: see already_published). Not with `results`. */
   int resume;
+  /* Bytes of memory the run's rows may take; 0 = no limit. When the rows read so far
+     would pass about half of it, every usable row (those already read, then the rest)
+     is hash-partitioned by key into a compressed temporary file, and partitions are
+     read back and trained a few at a time, each load within about half the limit: the
+     models are the same as without a limit (groups keep their rows in input order).
+     Peak memory is then about the limit plus a fixed overhead (threads' fitting
+     scratch, the store's page cache, a few MiB of staging). Not with `results`. */
+  uint64_t memory_limit;
+  /* Directory of that temporary file; NULL = $TMPDIR, else /tmp. The file is unlinked
+     as soon as it is created, so nothing is left behind, even by a killed run. */
+  const char *spill_dir;
 } myr_train_options;
 
 /** What happened. Filled even when myr_train fails part-way (as far as it got). */
@@ -159,6 +172,11 @@ typedef struct myr_train_summary {
                               of the run stored (not trained again) */
   int already_published;   /* resume: the run of this spec is published (run_id);
                               nothing was trained */
+  uint64_t spill_rows;     /* memory_limit: rows written to the temporary file (0: the
+                              run fitted in memory) */
+  uint64_t spill_bytes;    /* their compressed size */
+  unsigned spill_parts;    /* hash partitions */
+  unsigned spill_loads;    /* partition sets read back and trained one after another */
 } myr_train_summary;
 
 /**

@@ -432,11 +432,46 @@ static void parse_slice(const run *r, const myr__batch *b, myr__parse_slice *s) 
   s->rc = s->keys.failed ? MYR_ENOMEM : MYR_OK;
 }
 
+/* Count row j of s, skipped (s->status[j] != 0), under its reason. */
+static void count_skip(run *r, const myr__parse_slice *s, size_t j) {
+  int reason = s->status[j] - 1;
+  /* The first row of a reason in the first slice that has one is the first overall. */
+  if (r->sum->skipped[reason]++ == 0)
+    r->sum->skip_example[reason] = s->ex[reason];
+}
+
+/* Spill mode: count s's skips and add its usable rows to the spill, in row order. */
+static int spill_slice(run *r, myr__parse_slice *s, myr_error *err) {
+  const size_t n = s->hi - s->lo, p = r->p;
+  double row[64], *x = p <= 64 ? row : myr__reallocarray(NULL, p, sizeof *x);
+  if (!x)
+    return myr_error_set(err, MYR_ENOMEM, "out of memory spilling rows");
+  int rc = MYR_OK;
+  r->sum->rows_total += n;
+  for (size_t j = 0; j < n && rc == MYR_OK; j++) {
+    if (s->status[j]) {
+      count_skip(r, s, j);
+      continue;
+    }
+    for (size_t f = 0; f < p; f++)
+      x[f] = s->fcol[f] ? s->fcol[f][j] : s->x[j * p + f];
+    const unsigned char *enc = (const unsigned char *)s->keys.data + s->key_off[j];
+    rc = myr__spill_add(r->spill, s->hash[j], enc, s->key_off[j + 1] - s->key_off[j],
+                        s->ycol ? s->ycol[j] : s->y[j], x, err);
+    r->n_used_rows++;
+  }
+  if (x != row)
+    myr__free(x);
+  return rc;
+}
+
 /* Merge a parsed slice in row order: count skips, intern keys, and take its rows over
    as a chunk (with a reference to kept, the batch, for the columns read in place). */
 static int merge_slice(run *r, myr__parse_slice *s, myr__kept *kept, myr_error *err) {
   myr_train_summary *sum = r->sum;
   const size_t n = s->hi - s->lo;
+  if (r->spill)
+    return spill_slice(r, s, err);
   sum->rows_total += n;
   myr__row_chunk *c = myr__calloc(1, sizeof *c);
   uint32_t *gid = myr__reallocarray(NULL, n ? n : 1, sizeof *gid);
@@ -451,10 +486,7 @@ static int merge_slice(run *r, myr__parse_slice *s, myr__kept *kept, myr_error *
   size_t used = 0;
   for (size_t j = 0; j < n; j++) {
     if (s->status[j]) {
-      int reason = s->status[j] - 1;
-      /* The first row of a reason in the first slice that has one is the first overall. */
-      if (sum->skipped[reason]++ == 0)
-        sum->skip_example[reason] = s->ex[reason];
+      count_skip(r, s, j);
       gid[j] = MYR__NO_GROUP;
       continue;
     }
@@ -559,6 +591,67 @@ static int parse_task(void *ctx, size_t task, unsigned worker) {
   return MYR_OK;
 }
 
+/* Bytes per held row besides its values, group id and grouping reference: what a
+   batch whose columns are read in place keeps alive for its other columns (keys). */
+#define HELD_ROW_EXTRA 24
+
+uint64_t myr__held_bytes(const run *r) {
+  const myr__keytab *k = &r->keys;
+  return r->n_used_rows * (8 * (r->p + 1) + 4 + 8 + HELD_ROW_EXTRA) + k->bytes_cap +
+         k->n_alloc * (3 * 8 + 8 + 4) + k->cap * 4;
+}
+
+static void chunks_free(run *r) {
+  while (r->head) {
+    myr__row_chunk *c = r->head;
+    r->head = c->next;
+    chunk_free(c);
+  }
+  r->tail = NULL;
+}
+
+/* The rows held have passed half the memory limit: move them, in input order, to a new
+   spill partitioned for the whole input's expected size, and free them. */
+static int start_spill(run *r, myr_error *err) {
+  const uint64_t limit = r->opt->memory_limit, held = myr__held_bytes(r);
+  uint64_t total = myr__source_bytes_total(r->src), done = myr__source_bytes_read(r->src);
+  /* a stream of unknown length: assume it is 4 times what was read */
+  double expect = total && done ? (double)held * ((double)total / (double)done) * 1.1
+                                : (double)held * 4;
+  double per_part = (double)limit * 0.4; /* a load takes one or more partitions */
+  double parts = expect / per_part + 1;
+  unsigned n_parts = parts >= MYR__SPILL_MAX_PARTS ? MYR__SPILL_MAX_PARTS
+                     : parts < 2                  ? 2
+                                                  : (unsigned)parts;
+  uint64_t stage = limit / 8 < ((uint64_t)64 << 20) ? limit / 8 : (uint64_t)64 << 20;
+  MYR_RETURN_NOT_OK(myr__spill_open(r->opt->spill_dir, n_parts, r->p, (size_t)stage,
+                                    &r->spill, err));
+  const size_t p = r->p;
+  double row[64], *x = p <= 64 ? row : myr__reallocarray(NULL, p, sizeof *x);
+  if (!x)
+    return myr_error_set(err, MYR_ENOMEM, "out of memory spilling rows");
+  int rc = MYR_OK;
+  for (const myr__row_chunk *c = r->head; c && rc == MYR_OK; c = c->next) {
+    for (size_t i = 0; i < c->n && rc == MYR_OK; i++) {
+      uint32_t g = c->gid[i];
+      if (g == MYR__NO_GROUP)
+        continue;
+      for (size_t f = 0; f < p; f++)
+        x[f] = c->fcol && c->fcol[f] ? c->fcol[f][i] : c->x[i * p + f];
+      size_t klen;
+      const unsigned char *enc = myr__keytab_key(&r->keys, g, &klen);
+      rc = myr__spill_add(r->spill, r->keys.lhash[g], enc, klen,
+                          c->ycol ? c->ycol[i] : c->y[i], x, err);
+    }
+  }
+  if (x != row)
+    myr__free(x);
+  chunks_free(r);
+  myr__keytab_free(&r->keys);
+  myr__keytab_init(&r->keys);
+  return rc;
+}
+
 /* Merge the n slices of set k; the set's reference to its batch is dropped after. */
 static int merge_set(run *r, int k, size_t n, myr_error *err) {
   myr__parse_slice *set = r->slices + (size_t)k * r->n_slices;
@@ -571,6 +664,9 @@ static int merge_set(run *r, int k, size_t n, myr_error *err) {
   }
   myr__kept_release(r->set_kept[k]);
   r->set_kept[k] = NULL;
+  if (rc == MYR_OK && r->opt->memory_limit && !r->spill &&
+      myr__held_bytes(r) > r->opt->memory_limit / 2)
+    rc = start_spill(r, err);
   return rc;
 }
 
@@ -824,13 +920,74 @@ int myr__group_rows(run *r, myr_error *err) {
 }
 
 
-void myr__ingest_free(run *r) {
-  while (r->head) {
-    myr__row_chunk *c = r->head;
-    r->head = c->next;
-    chunk_free(c);
+/* ------------------------------------------------------------------ loads */
+
+void myr__load_free(run *r) {
+  chunks_free(r);
+  myr__free(r->offset);
+  myr__free(r->order);
+  myr__free(r->ref);
+  myr__free(r->chunks);
+  r->offset = NULL;
+  r->order = NULL;
+  r->ref = NULL;
+  r->chunks = NULL;
+  myr__keytab_free(&r->keys);
+  myr__keytab_init(&r->keys);
+  r->n_used_rows = 0;
+}
+
+/* One spilled block as a chunk of the load: its own copies of the values, keys
+   interned (a row with the same key bytes as the row before reuses its group). */
+static int load_block(void *ud, const myr__spill_rows *b, myr_error *err) {
+  run *r = ud;
+  const size_t n = b->n, p = r->p;
+  myr__row_chunk *c = myr__calloc(1, sizeof *c);
+  if (c) {
+    c->n = n;
+    c->gid = myr__reallocarray(NULL, n ? n : 1, sizeof *c->gid);
+    c->y = myr__reallocarray(NULL, n ? n : 1, sizeof *c->y);
+    c->x = myr__reallocarray(NULL, n ? n : 1, (p ? p : 1) * sizeof *c->x);
   }
-  r->tail = NULL;
+  if (!c || !c->gid || !c->y || !c->x) {
+    if (c)
+      chunk_free(c);
+    return myr_error_set(err, MYR_ENOMEM, "out of memory reading spilled rows");
+  }
+  memcpy(c->y, b->y, n * sizeof *c->y);
+  memcpy(c->x, b->x, n * p * sizeof *c->x);
+  if (r->tail)
+    r->tail->next = c;
+  else
+    r->head = c;
+  r->tail = c;
+  r->n_used_rows += n;
+  uint32_t prev = 0; /* start of row j - 1's key */
+  for (size_t j = 0; j < n; j++) {
+    uint32_t start = j ? b->key_end[j - 1] : 0, len = b->key_end[j] - start;
+    const unsigned char *enc = b->keys + start;
+    if (j && b->hash[j] == b->hash[j - 1] && len == start - prev &&
+        memcmp(enc, b->keys + prev, len) == 0) {
+      c->gid[j] = c->gid[j - 1];
+      r->keys.count[c->gid[j]]++;
+    } else {
+      MYR_RETURN_NOT_OK(myr__keytab_intern(&r->keys, enc, len, b->hash[j], &c->gid[j], err));
+    }
+    prev = start;
+  }
+  return MYR_OK;
+}
+
+int myr__load_read(run *r, unsigned first, unsigned last, myr_error *err) {
+  for (unsigned i = first; i < last; i++)
+    MYR_RETURN_NOT_OK(myr__spill_read(r->spill, i, load_block, r, err));
+  return MYR_OK;
+}
+
+void myr__ingest_free(run *r) {
+  chunks_free(r);
+  myr__spill_close(r->spill);
+  r->spill = NULL;
   if (r->slices)
     for (size_t t = 0; t < 2 * r->n_slices; t++)
       slice_free(&r->slices[t]);

@@ -392,11 +392,11 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
   r->results = myr__calloc(n_tasks, sizeof *r->results);
   r->done_list = myr__calloc(n_tasks, sizeof *r->done_list);
   r->ready = myr__calloc(n_tasks, sizeof *r->ready);
-  r->workers = myr__calloc(n_threads, sizeof *r->workers);
+  if (!r->workers && (r->workers = myr__calloc(n_threads, sizeof *r->workers)) != NULL)
+    for (unsigned i = 0; i < n_threads; i++)
+      myr__arena_init(&r->workers[i].arena, 64 * 1024);
   if (!r->results || !r->done_list || !r->ready || !r->workers)
     return myr_error_set(err, MYR_ENOMEM, "out of memory preparing %zu groups", n_tasks);
-  for (unsigned i = 0; i < n_threads; i++)
-    myr__arena_init(&r->workers[i].arena, 64 * 1024);
   atomic_init(&r->done_tail, 0);
   atomic_init(&r->abort, 0);
 
@@ -404,7 +404,9 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
   myr__buf_init(&mj);
   myr_progress pr = {0};
   pr.phase = 2;
-  pr.groups_total = n_tasks;
+  pr.groups_total = r->groups_before + n_tasks;
+  pr.loads_done = r->sum->spill_loads ? r->sum->spill_loads - 1 : 0;
+  pr.loads_total = r->loads_total;
   double t0 = myr__now(), last = 0;
   int rc = MYR_OK;
   /* With one thread the calling thread fits and stores each group in turn, so that
@@ -441,8 +443,8 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
                          n_tasks);
       atomic_store(&r->abort, 1);
     }
-    pr.groups_done = next;
-    pr.rows_done = rows_done;
+    pr.groups_done = r->groups_before + next;
+    pr.rows_done = r->rows_before + rows_done;
     myr__report(r, &pr, &last, t0, 0);
   }
   if (!inline_fit)
@@ -451,9 +453,12 @@ static int train_groups(run *r, myr_store *store, int64_t run_id, myr_error *err
   if (rc == MYR_OK && r->opt->cancel && *r->opt->cancel)
     rc = myr_error_set(err, MYR_ECANCELED, "canceled after %zu of %zu groups", next,
                        n_tasks);
-  pr.groups_done = next;
+  pr.groups_done = r->groups_before + next;
+  pr.rows_done = r->rows_before + rows_done;
   myr__report(r, &pr, &last, t0, 1);
   myr__buf_free(&mj);
+  r->groups_before += n_tasks;
+  r->rows_before += rows_done;
   return rc;
 }
 
@@ -624,52 +629,124 @@ static int parse_params(run *r, myr_error *err) {
   return rc;
 }
 
-/* Sorted key hashes of the models an interrupted attempt of run_id stored. */
-typedef struct hash_list {
-  uint64_t *h;
-  size_t n, cap;
-} hash_list;
-
+/* Key hashes of the models an interrupted attempt of a run stored, sorted. */
 static int add_hash(void *ud, uint64_t key_hash) {
-  hash_list *l = ud;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? 2 * l->cap : 1024;
-    uint64_t *h = myr__realloc(l->h, cap * sizeof *h);
+  run *r = ud;
+  if (r->n_stored == r->cap_stored) {
+    size_t cap = r->cap_stored ? 2 * r->cap_stored : 1024;
+    uint64_t *h = myr__reallocarray(r->stored, cap, sizeof *h);
     if (!h)
       return MYR_ENOMEM;
-    l->h = h;
-    l->cap = cap;
+    r->stored = h;
+    r->cap_stored = cap;
   }
-  l->h[l->n++] = key_hash;
+  r->stored[r->n_stored++] = key_hash;
   return MYR_OK;
 }
 
-/* Flag the groups whose models run_id already holds (r->resumed). */
-static int mark_resumed(run *r, myr_store *store, int64_t run_id, myr_error *err) {
-  hash_list l = {0};
-  int rc = myr_store_run_keys(store, run_id, add_hash, &l, err);
+static int read_stored(run *r, myr_store *store, int64_t run_id, myr_error *err) {
+  int rc = myr_store_run_keys(store, run_id, add_hash, r, err);
   if (rc == MYR_ENOMEM)
     rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading run %lld's keys",
                        (long long)run_id);
-  if (rc == MYR_OK && !(r->resumed = myr__calloc(r->keys.n ? r->keys.n : 1, 1)))
-    rc = myr_error_set(err, MYR_ENOMEM, "out of memory resuming run %lld",
-                       (long long)run_id);
-  if (rc == MYR_OK && l.n) {
-    qsort(l.h, l.n, sizeof *l.h, myr__cmp_u64);
-    for (size_t g = 0; g < r->keys.n; g++) {
-      uint64_t h = r->keys.hash[g];
-      size_t lo = 0, hi = l.n;
-      while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (l.h[mid] < h)
-          lo = mid + 1;
-        else
-          hi = mid;
-      }
-      r->resumed[g] = lo < l.n && l.h[lo] == h;
+  if (rc == MYR_OK && r->n_stored)
+    qsort(r->stored, r->n_stored, sizeof *r->stored, myr__cmp_u64);
+  r->resuming = rc == MYR_OK;
+  return rc;
+}
+
+/* Flag the groups whose models an earlier attempt stored (r->resumed). */
+static int mark_resumed(run *r, myr_error *err) {
+  if (!(r->resumed = myr__calloc(r->keys.n ? r->keys.n : 1, 1)))
+    return myr_error_set(err, MYR_ENOMEM, "out of memory resuming a run");
+  for (size_t g = 0; g < r->keys.n && r->n_stored; g++) {
+    uint64_t h = r->keys.hash[g];
+    size_t lo = 0, hi = r->n_stored;
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (r->stored[mid] < h)
+        lo = mid + 1;
+      else
+        hi = mid;
     }
+    r->resumed[g] = lo < r->n_stored && r->stored[lo] == h;
   }
-  myr__free(l.h);
+  return MYR_OK;
+}
+
+/* Free what training the current groups allocated (results, completion list). */
+static void train_state_free(run *r, size_t n_groups) {
+  if (r->results)
+    for (size_t i = 0; i < n_groups; i++) {
+      myr__free(r->results[i].blob);
+      myr__free(r->results[i].message);
+      myr__free(r->results[i].metrics);
+    }
+  myr__free(r->results);
+  myr__free(r->done_list);
+  myr__free((void *)r->ready);
+  myr__free(r->resumed);
+  r->results = NULL;
+  r->done_list = NULL;
+  r->ready = NULL;
+  r->resumed = NULL;
+}
+
+/* Group the rows in memory, then fit and store their groups. */
+static int train_load(run *r, myr_store *store, int64_t run_id, myr_error *err) {
+  double t = myr__now();
+  MYR_RETURN_NOT_OK(myr__group_rows(r, err));
+  if (r->resuming)
+    MYR_RETURN_NOT_OK(mark_resumed(r, err));
+  r->sum->seconds_group += myr__now() - t;
+  t = myr__now();
+  int rc = train_groups(r, store, run_id, err);
+  r->sum->seconds_train += myr__now() - t;
+  return rc;
+}
+
+/* Bytes partition i takes as a load: its rows as read back, plus group ids and
+   grouping references. */
+static uint64_t part_load_bytes(const myr__spill *sp, unsigned i) {
+  return myr__spill_part_bytes(sp, i) + 12 * myr__spill_part_rows(sp, i);
+}
+
+/* The end of the load that starts at partition first: as many whole partitions as fit
+   in budget, at least one. */
+static unsigned load_end(const myr__spill *sp, unsigned first, uint64_t budget) {
+  const unsigned n_parts = myr__spill_parts(sp);
+  unsigned last = first + 1;
+  uint64_t bytes = part_load_bytes(sp, first);
+  while (last < n_parts && bytes + part_load_bytes(sp, last) <= budget)
+    bytes += part_load_bytes(sp, last++);
+  return last;
+}
+
+/* Spill mode: read the partitions back a load at a time, each load as many whole
+   partitions as fit in half the memory limit, and train them. */
+static int train_spilled(run *r, myr_store *store, int64_t run_id, myr_error *err) {
+  const myr__spill *sp = r->spill;
+  const unsigned n_parts = myr__spill_parts(sp);
+  const uint64_t budget = r->opt->memory_limit / 2;
+  myr_train_summary *s = r->sum;
+  r->loads_total = 0;
+  for (unsigned i = 0; i < n_parts; i = load_end(sp, i, budget))
+    r->loads_total++;
+  int rc = MYR_OK;
+  for (unsigned first = 0; first < n_parts && rc == MYR_OK;) {
+    unsigned last = load_end(sp, first, budget);
+    double t = myr__now();
+    s->spill_loads++;
+    rc = myr__load_read(r, first, last, err);
+    s->seconds_read += myr__now() - t;
+    size_t n_groups = r->keys.n;
+    s->groups_total += n_groups;
+    if (rc == MYR_OK && n_groups)
+      rc = train_load(r, store, run_id, err);
+    train_state_free(r, n_groups);
+    myr__load_free(r);
+    first = last;
+  }
   return rc;
 }
 
@@ -738,8 +815,14 @@ static void summary_json(const myr_train_summary *s, myr__buf *b) {
     myr__buf_puts(b, "}");
     first = 0;
   }
+  myr__buf_puts(b, "}");
+  if (s->spill_rows)
+    myr__buf_printf(b, ",\"spill\":{\"rows\":%llu,\"bytes\":%llu,\"partitions\":%u,"
+                    "\"loads\":%u}",
+                    (unsigned long long)s->spill_rows, (unsigned long long)s->spill_bytes,
+                    s->spill_parts, s->spill_loads);
   myr__buf_printf(b,
-                  "},\"seconds_read\":%.6f,\"seconds_group\":%.6f,\"seconds_train\":%.6f,"
+                  ",\"seconds_read\":%.6f,\"seconds_group\":%.6f,\"seconds_train\":%.6f,"
                   "\"seconds_publish\":%.6f,"
                   "\"seconds_total\":%.6f}",
                   s->seconds_read, s->seconds_group, s->seconds_train, s->seconds_publish,
@@ -777,6 +860,10 @@ static int validate(const myr_train_options *o, const struct ArrowArrayStream *i
     return myr_error_set(
         err, MYR_EUNSUPPORTED,
         "resuming a run cannot return results: read them from the store");
+  if (o->memory_limit && o->results)
+    return myr_error_set(
+        err, MYR_EUNSUPPORTED,
+        "a run with a memory limit cannot return results: read them from the store");
   if (!(o->holdout >= 0 && o->holdout < 1))
     return myr_error_set(err, MYR_EINVAL, "holdout must be in [0, 1), got %g", o->holdout);
   if (o->delimiter && o->delimiter != ',' && o->delimiter != '\t' && o->delimiter != ';')
@@ -851,32 +938,34 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
   if (opt->store && (rc = myr_store_open(opt->store, 0, &store, err)) != MYR_OK)
     goto done;
 
-  /* 1. read and group */
+  /* 1. read (and spill, over the memory limit) */
   if ((rc = myr__ingest(&r, err)) != MYR_OK)
     goto done;
+  if (r.spill) {
+    if ((rc = myr__spill_finish(r.spill, err)) != MYR_OK)
+      goto done;
+    s->spill_rows = myr__spill_rows_total(r.spill);
+    s->spill_bytes = myr__spill_file_bytes(r.spill);
+    s->spill_parts = myr__spill_parts(r.spill);
+  }
   size_t fam_min = r.family->min_rows ? r.family->min_rows(r.params, r.p) : 1;
   r.need_rows = opt->min_rows > fam_min ? opt->min_rows : fam_min;
   if (r.need_rows == 0)
     r.need_rows = 1;
-  s->groups_total = r.keys.n;
+  s->groups_total = r.spill ? 0 : r.keys.n; /* spilled: counted load by load */
   if (s->rows_total == 0) {
     rc = myr_error_set(err, MYR_ENODATA, "%s: no data rows", r.input_name);
     goto done;
   }
-  if (r.keys.n == 0) {
+  if (r.n_used_rows == 0) {
     rc = myr_error_set(err, MYR_ENODATA,
                        "%s: no usable rows: all %llu rows were skipped (see the summary)",
                        r.input_name, (unsigned long long)s->rows_total);
     goto done;
   }
   s->seconds_read = myr__now() - t_start;
-  double t_group = myr__now();
-  if ((rc = myr__group_rows(&r, err)) != MYR_OK)
-    goto done;
-  s->seconds_group = myr__now() - t_group;
 
-  /* 2. fit and store */
-  double t_train = myr__now();
+  /* 2. group, fit and store */
   char params[512];
   r.family->params_format(r.params, params, sizeof params);
   spec_json(&r, &spec, params);
@@ -895,16 +984,15 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
         s->already_published = 1;
         goto done;
       }
-      if (run_id && (rc = mark_resumed(&r, store, run_id, err)) != MYR_OK)
+      if (run_id && (rc = read_stored(&r, store, run_id, err)) != MYR_OK)
         goto done;
     }
     if (!run_id && (rc = myr_store_run_begin(store, &rs, &run_id, err)) != MYR_OK)
       goto done;
     s->run_id = run_id;
   }
-  rc = train_groups(&r, store, run_id, err);
+  rc = r.spill ? train_spilled(&r, store, run_id, err) : train_load(&r, store, run_id, err);
   s->rows_skipped = s->rows_total - s->rows_used;
-  s->seconds_train = myr__now() - t_train;
   if (rc != MYR_OK)
     goto done;
   if (opt->results && (rc = build_results(&r, &results, err)) != MYR_OK)
@@ -946,17 +1034,9 @@ done:
   if (r.workers)
     for (unsigned i = 0; i < s->n_threads; i++)
       myr__arena_free(&r.workers[i].arena);
-  if (r.results)
-    for (size_t i = 0; i < r.keys.n; i++) {
-      myr__free(r.results[i].blob);
-      myr__free(r.results[i].message);
-      myr__free(r.results[i].metrics);
-    }
+  train_state_free(&r, r.keys.n);
   myr__free(r.workers);
-  myr__free(r.resumed);
-  myr__free(r.results);
-  myr__free(r.done_list);
-  myr__free((void *)r.ready);
+  myr__free(r.stored);
   myr__ingest_free(&r); /* releases the input stream through the source */
   if (in.release)        /* never opened (an error before reading) */
     in.release(&in);

@@ -14,6 +14,7 @@
 #include "core/pool.h"
 #include "core/text.h"
 #include "engine/keys.h"
+#include "engine/spill.h"
 #include "io/source.h"
 #include "myriad/train.h"
 
@@ -107,6 +108,18 @@ typedef struct run {
   uint32_t *order;        /* groups, largest first */
   uint8_t *resumed;       /* per group, resume only: stored by an earlier attempt */
 
+  /* memory limit: once the rows held would pass half of opt->memory_limit, ingest
+     moves them (and every later row) to spill, by key hash, and training reads the
+     partitions back a load at a time (each load's rows are then what the fields above
+     describe) */
+  myr__spill *spill;
+  unsigned loads_total;     /* partition loads the spill is read back in */
+  uint64_t groups_before;   /* groups and rows of earlier loads (progress) */
+  uint64_t rows_before;
+  int resuming;             /* resume: stored holds what the earlier attempt stored */
+  uint64_t *stored;         /* sorted key hashes of those models */
+  size_t n_stored, cap_stored;
+
   /* training */
   myr__worker *workers;
   myr__result *results;   /* per task */
@@ -127,5 +140,11 @@ int myr__ingest(run *r, myr_error *err);
 int myr__group_rows(run *r, myr_error *err);
 /* Free everything ingest and grouping allocated. */
 void myr__ingest_free(run *r);
+/* Bytes the rows in memory take, as far as the memory limit counts them. */
+uint64_t myr__held_bytes(const run *r);
+/* Drop the current load's rows, groups and key table (spill mode, between loads). */
+void myr__load_free(run *r);
+/* Read spill partitions [first, last) back as the current load's rows and keys. */
+int myr__load_read(run *r, unsigned first, unsigned last, myr_error *err);
 
 #endif /* MYRIAD_ENGINE_TRAIN_INT_H */

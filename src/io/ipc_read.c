@@ -68,6 +68,8 @@ typedef struct ipc_mem {
   void **blocks;          /* allocations made for buffers */
   size_t n_blocks;        /* used entries of blocks */
   size_t cap_blocks;      /* allocated entries of blocks */
+  const uint8_t *body;    /* a batch's body in the parent's mmap, or NULL: its pages */
+  size_t body_len;        /*   leave the process's memory when the batch is freed */
 } ipc_mem;
 
 static ipc_mem *mem_new(ipc_mem *parent) {
@@ -86,9 +88,28 @@ static void mem_ref(ipc_mem *m) {
     atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
 }
 
+/* A read-only file mapping's pages [p, p + n) (those wholly inside) no longer count
+   as the process's memory: MADV_DONTNEED on a private mapping that was never written
+   only drops them, and a later read faults them in again from the file. Batches read
+   once and released (a run over its memory limit) so keep the mapped file from
+   growing the resident set to the file's size. */
+static void drop_pages(const uint8_t *p, size_t n) {
+  static size_t page;
+  if (!page) {
+    long ps = sysconf(_SC_PAGESIZE);
+    page = ps > 0 ? (size_t)ps : 4096;
+  }
+  uintptr_t lo = ((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1);
+  uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)(page - 1);
+  if (hi > lo)
+    (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 static void mem_unref(ipc_mem *m) {
   while (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
     ipc_mem *parent = m->parent;
+    if (m->body)
+      drop_pages(m->body, m->body_len);
     for (size_t i = 0; i < m->n_blocks; i++)
       myr__free(m->blocks[i]);
     myr__free(m->blocks);
@@ -934,6 +955,10 @@ static int batch_begin(bctx *c, ipc_reader *r, const ipc_msg *m, const myr__fb_t
   c->mem = mem_new(r->src);
   if (!c->mem)
     return oom(c);
+  if (r->src->map) {
+    c->mem->body = m->body;
+    c->mem->body_len = m->body_len;
+  }
   *length_out = length;
   return MYR_OK;
 }

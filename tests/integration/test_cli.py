@@ -25,7 +25,8 @@ HELP_OPTIONS = {
             "--threads", "--quiet", "--help"],
     "train": ["--keys", "--label", "--features", "--delimiter", "--model", "--param",
               "--min-rows", "--holdout", "--seed", "--store", "--threads", "--json",
-              "--quiet", "--list-models", "--resume", "--help"],
+              "--quiet", "--list-models", "--resume", "--memory-limit", "--spill-dir",
+              "--help"],
     "models": ["--store", "--key", "--worst", "--limit", "--format", "--describe",
                "--errors", "--plugin", "--help"],
 }

@@ -16,8 +16,7 @@
 #include "myriad/myriad.h"
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "Usage: myriad train INPUT --keys COLS --label COL [OPTIONS]\n"
+  fputs("Usage: myriad train INPUT --keys COLS --label COL [OPTIONS]\n"
           "\n"
           "Train one model per distinct key (tuple of the --keys columns) from INPUT, and\n"
           "store the models in a SQLite store. INPUT is a CSV file with a header row, or an\n"
@@ -61,12 +60,22 @@ static void usage(FILE *out) {
           "                       again, and the store ends as if it had not stopped.\n"
           "                       Without such a run, trains as usual; when that run is\n"
           "                       already published, does nothing. Needs --store\n"
+          "  --memory-limit SIZE  bound the memory the rows take, e.g. 4G (K, M, G, T are\n"
+          "                       powers of 1024): past half of it, rows are spilled by key\n"
+          "                       hash to a compressed temporary file and trained a set of\n"
+          "                       partitions at a time; the models are the same. Peak\n"
+          "                       memory is about SIZE plus a fixed overhead (about 100 MB\n"
+          "                       and each thread's largest group); one group must fit.\n"
+          "                       Default: no limit\n"
+          "  --spill-dir DIR      where that file goes (default: $TMPDIR, else /tmp); it is\n"
+          "                       deleted as soon as it is created, so nothing is left\n"
           "  --json               print the summary as JSON on stdout\n"
           "  --quiet              no progress line and no summary\n"
           "  --list-models        list the model families (with those of --plugin) and exit\n"
           "  -h, --help           show this help\n"
-          "\n"
-          "Families (defaults shown; --list-models lists them, --plugin adds more):\n"
+          "\n",
+        out);
+  fputs("Families (defaults shown; --list-models lists them, --plugin adds more):\n"
           "  linear   alpha=1.0, fit_intercept=true; alpha=0 is least squares and fails\n"
           "           singular groups\n"
           "  forest   task=regression|classification, n_trees=100, max_depth=none,\n"
@@ -81,7 +90,8 @@ static void usage(FILE *out) {
           "\n"
           "Example:\n"
           "  myriad train data.csv --keys app,api --label y --features f0..f7 \\\n"
-          "      --param alpha=1 --holdout 0.2 --store models.db\n");
+          "      --param alpha=1 --holdout 0.2 --store models.db\n",
+        out);
 }
 
 typedef struct progress_state {
@@ -108,9 +118,14 @@ static void on_progress(void *ud, const myr_progress *p) {
     bar[width] = '\0';
     double rate = p->seconds > 0 ? (double)p->rows_done / p->seconds : 0;
     double eta = frac > 0 ? p->seconds * (1 - frac) / frac : 0;
-    fprintf(stderr, "\r\033[Ktraining [%s] %s/%s groups  %.2fM rows/s  ETA %.0fs", bar,
-            cli_grouped(p->groups_done, a, sizeof a), cli_grouped(p->groups_total, b, sizeof b),
-            rate / 1e6, eta);
+    if (p->loads_total) /* spilled: groups are known load by load */
+      fprintf(stderr, "\r\033[Ktraining load %u/%u [%s] %s groups  %.2fM rows/s",
+              p->loads_done + 1, p->loads_total, bar, cli_grouped(p->groups_done, a, sizeof a),
+              rate / 1e6);
+    else
+      fprintf(stderr, "\r\033[Ktraining [%s] %s/%s groups  %.2fM rows/s  ETA %.0fs", bar,
+              cli_grouped(p->groups_done, a, sizeof a),
+              cli_grouped(p->groups_total, b, sizeof b), rate / 1e6, eta);
   } else {
     fprintf(stderr, "\r\033[Kpublishing ...");
   }
@@ -168,6 +183,11 @@ static void print_summary(const myr_train_options *o, const myr_train_summary *s
       printf(": %s", ex->detail);
     printf("\n");
   }
+  if (s->spill_rows)
+    printf("  memory   over the limit: %s rows spilled (%.1f MB compressed) to %u partitions, "
+           "trained in %u loads\n",
+           cli_grouped(s->spill_rows, a, sizeof a), (double)s->spill_bytes / 1e6,
+           s->spill_parts, s->spill_loads);
   double mps = s->seconds_total > 0 ? (double)s->groups_trained / s->seconds_total : 0;
   printf("  time     %.2f s (read %.2f s, group %.2f s, train+store %.2f s, publish %.2f s), "
          "%s models/s\n",
@@ -185,7 +205,8 @@ int myr_cmd_train(int argc, char **argv) {
       {"threads", required_argument, 0, 't'},   {"json", no_argument, 0, 'j'},
       {"quiet", no_argument, 0, 'q'},           {"list-models", no_argument, 0, 'L'},
       {"plugin", required_argument, 0, 'P'},    {"help", no_argument, 0, 'h'},
-      {"resume", no_argument, 0, 'R'},          {0, 0, 0, 0}};
+      {"resume", no_argument, 0, 'R'},          {"memory-limit", required_argument, 0, 'M'},
+      {"spill-dir", required_argument, 0, 'D'}, {0, 0, 0, 0}};
   myr_train_options o;
   memset(&o, 0, sizeof o);
   char **keys = NULL, **feats = NULL;
@@ -265,6 +286,17 @@ int myr_cmd_train(int argc, char **argv) {
       break;
     case 'j': json = 1; break;
     case 'R': o.resume = 1; break;
+    case 'M':
+      if (!cli_parse_size("train", "--memory-limit", optarg, &v))
+        goto done;
+      if (v < (1ull << 20)) {
+        fprintf(stderr, "myriad train: --memory-limit must be at least 1M, got '%s'\n",
+                optarg);
+        goto done;
+      }
+      o.memory_limit = v;
+      break;
+    case 'D': o.spill_dir = optarg; break;
     case 'q': quiet = 1; break;
     case 'P':
       if (!cli_load_plugin("train", &reg, optarg))

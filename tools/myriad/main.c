@@ -168,6 +168,33 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *arg, unsigned lo
   return 1;
 }
 
+int cli_parse_size(const char *cmd, const char *opt, const char *arg, unsigned long long *out) {
+  char *end;
+  errno = 0;
+  double v = arg[0] == '-' ? -1 : strtod(arg, &end);
+  unsigned long long unit = 1;
+  if (v >= 0 && !errno && end != arg) {
+    switch (*end) {
+    case 'k': case 'K': unit = 1ull << 10; end++; break;
+    case 'm': case 'M': unit = 1ull << 20; end++; break;
+    case 'g': case 'G': unit = 1ull << 30; end++; break;
+    case 't': case 'T': unit = 1ull << 40; end++; break;
+    default: break;
+    }
+    if (unit > 1 && (*end == 'i' || *end == 'I') && (end[1] == 'b' || end[1] == 'B'))
+      end += 2; /* 4GiB */
+    else if (unit > 1 && (*end == 'b' || *end == 'B'))
+      end++; /* 4GB: still powers of 1024 */
+  }
+  if (v < 0 || errno || end == arg || *end || v * (double)unit >= 18e18) {
+    fprintf(stderr, "myriad %s: %s must be a size such as 512M, 4G or 4096 (bytes), got "
+                    "'%s'\n", cmd, opt, arg);
+    return 0;
+  }
+  *out = (unsigned long long)(v * (double)unit);
+  return 1;
+}
+
 int cli_parse_double(const char *cmd, const char *opt, const char *arg, double *out) {
   char *end;
   errno = 0;
