@@ -95,6 +95,13 @@ typedef struct myr_predict_options {
   size_t model_cache_bytes;     /* decoded models kept from one batch to the next; past it
                                    they are decoded again when their key returns;
                                    0 = 8 MiB */
+  /* Bytes of memory the run may hold besides per-batch buffers; 0 = no limit. The
+     decoded-model cache is then at most a quarter of it (when model_cache_bytes is 0),
+     and when the table of keys seen (about 100 bytes a key) passes another quarter at
+     the start of a batch, it is forgotten, so that keys seen again are looked up again
+     (keys_seen stays exact: 16 bytes a key are kept to count them). Not with
+     `predictions`, which holds every output row until the call returns. */
+  uint64_t memory_limit;
 } myr_predict_options;
 
 /** What happened. */

@@ -143,7 +143,10 @@ typedef struct pctx {
   unsigned char *want; /* input columns read (keys, usable runs' features) */
   size_t max_p;        /* most features of a usable run */
   size_t max_out;      /* most outputs of a loaded model */
-  myr__keytab keys;    /* every key seen */
+  myr__keytab keys;    /* every key seen (since the last forget_keys) */
+  uint64_t *seen;      /* memory limit: stable hashes of the keys forgotten, an open
+                          addressing set (0 = empty slot), to count keys_seen */
+  size_t seen_n, seen_cap;
   pkey *models;        /* per key table id */
   size_t models_cap;
   myr__arena arena;  /* messages of keys that failed */
@@ -1270,6 +1273,57 @@ static void run_step(pctx *c, const myr__batch *b, size_t n_slices, int score) {
 
 static int append_arrow(pctx *c, const myr__batch *b, const pslice *s, myr_error *err);
 
+/* Add the stable hashes of the key table's keys to c->seen (hash 0 is stored as 1). */
+static int remember_keys(pctx *c, myr_error *err) {
+  if (2 * (c->seen_n + c->keys.n) > c->seen_cap) {
+    size_t cap = c->seen_cap ? c->seen_cap : 1024;
+    while (cap < 2 * (c->seen_n + c->keys.n))
+      cap *= 2;
+    uint64_t *t = myr__calloc(cap, sizeof *t);
+    if (!t)
+      return myr_error_set(err, MYR_ENOMEM, "out of memory counting keys");
+    for (size_t i = 0; i < c->seen_cap; i++) {
+      if (!c->seen[i])
+        continue;
+      size_t j = (size_t)c->seen[i] & (cap - 1);
+      while (t[j])
+        j = (j + 1) & (cap - 1);
+      t[j] = c->seen[i];
+    }
+    myr__free(c->seen);
+    c->seen = t;
+    c->seen_cap = cap;
+  }
+  for (size_t g = 0; g < c->keys.n; g++) {
+    uint64_t h = c->keys.hash[g] ? c->keys.hash[g] : 1;
+    size_t j = (size_t)h & (c->seen_cap - 1);
+    while (c->seen[j] && c->seen[j] != h)
+      j = (j + 1) & (c->seen_cap - 1);
+    if (!c->seen[j]) {
+      c->seen[j] = h;
+      c->seen_n++;
+    }
+  }
+  return MYR_OK;
+}
+
+/* Memory limit: forget every key and model (between batches), keeping only the keys'
+   hashes to count keys_seen. */
+static int forget_keys(pctx *c, myr_error *err) {
+  MYR_RETURN_NOT_OK(remember_keys(c, err));
+  myr__keytab_free(&c->keys);
+  myr__keytab_init(&c->keys);
+  myr__arena_reset(&c->marena);
+  myr__arena_reset(&c->arena);
+  return MYR_OK;
+}
+
+static size_t keys_bytes(const pctx *c) {
+  const myr__keytab *k = &c->keys;
+  return k->bytes_cap + k->n_alloc * (3 * 8 + 8 + 4) + k->cap * 4 +
+         c->models_cap * sizeof *c->models + c->seen_cap * 8;
+}
+
 static int process_batch(pctx *c, const myr__batch *b, myr_error *err) {
   size_t n_slices = b->n_rows >= 4096 ? c->n_slices : 1;
   size_t per = (b->n_rows + n_slices - 1) / n_slices;
@@ -1283,7 +1337,12 @@ static int process_batch(pctx *c, const myr__batch *b, myr_error *err) {
   /* 1. keys */
   run_step(c, b, n_slices, 0);
   /* 2. models, in row order on this thread (the store is single-threaded) */
+  const uint64_t limit = c->opt->memory_limit;
   size_t cache = c->opt->model_cache_bytes ? c->opt->model_cache_bytes : MODEL_CACHE_BYTES;
+  if (limit && !c->opt->model_cache_bytes && cache > limit / 4)
+    cache = (size_t)(limit / 4);
+  if (limit && keys_bytes(c) > limit / 4)
+    MYR_RETURN_NOT_OK(forget_keys(c, err));
   if (c->marena.live > cache) {
     for (size_t g = 0; g < c->keys.n; g++)
       if (c->models[g].state == KEY_OK)
@@ -1332,6 +1391,15 @@ static int process_batch(pctx *c, const myr__batch *b, myr_error *err) {
     }
   }
   sum->keys_seen = c->keys.n;
+  return MYR_OK;
+}
+
+/* keys_seen once every batch is done: the key table's, plus the keys forgotten. */
+static int count_keys_seen(pctx *c, myr_error *err) {
+  if (!c->seen_cap)
+    return MYR_OK;
+  MYR_RETURN_NOT_OK(remember_keys(c, err));
+  c->sum->keys_seen = c->seen_n;
   return MYR_OK;
 }
 
@@ -1563,6 +1631,10 @@ static int validate(const myr_predict_options *o, const struct ArrowArrayStream 
     return myr_error_set(err, MYR_EINVAL, "no output given (--out)");
   if (o->out && !*o->out)
     return myr_error_set(err, MYR_EINVAL, "the output path is empty");
+  if (o->memory_limit && o->predictions)
+    return myr_error_set(err, MYR_EUNSUPPORTED,
+                         "a memory limit cannot bound the predictions stream, which holds "
+                         "every row: write them to a file (out)");
   if (o->out_format < MYR_PREDICT_OUT_AUTO || o->out_format > MYR_PREDICT_OUT_ARROW_STREAM)
     return myr_error_set(err, MYR_EINVAL, "unknown output format %d", o->out_format);
   if (o->delimiter && o->delimiter != ',' && o->delimiter != '\t' && o->delimiter != ';')
@@ -1651,6 +1723,7 @@ static int predict_all(pctx *c, myr_error *err) {
   }
   if (c->ab && myr__arrow_builder_rows(c->ab) > 0)
     MYR_RETURN_NOT_OK(flush_arrow(c, err));
+  MYR_RETURN_NOT_OK(count_keys_seen(c, err));
   report(c, t0, &last, 1);
   return MYR_OK;
 }
@@ -1721,6 +1794,7 @@ int myr_predict(const myr_predict_options *opt, myr_predict_summary *summary_out
   myr__free(c.models);
   myr__free(c.tmp_path);
   myr__keytab_free(&c.keys);
+  myr__free(c.seen);
   myr__arena_free(&c.arena);
   myr__arena_free(&c.marena);
   myr__buf_free(&c.keyvals);

@@ -162,3 +162,23 @@ def test_unusable_spill_dir_fails_cleanly(cli, data, tmp_path):
                            ).fetchone()[0] == 0
     finally:
         con.close()
+
+
+def test_predict_with_memory_limit_writes_the_same(cli, data, tmp_path):
+    """predict --memory-limit forgets keys past a quarter of the limit and looks them up
+    again: same output, same keys_seen, more models loaded."""
+    store = tmp_path / "m.db"
+    h.train_json(cli, data, "--store", store, "--min-rows", "8")
+    out = {}
+    for name, extra in (("free", ()), ("limited", ("--memory-limit", "1M"))):
+        path = tmp_path / f"{name}.csv"
+        p = h.run_cli(cli, "predict", data, "--store", store, "--out", path, "--json",
+                      *extra)
+        assert p.returncode == 0, h.describe(p)
+        out[name] = (path.read_bytes(), json.loads(p.stdout))
+    (free, sf), (limited, sl) = out["free"], out["limited"]
+    assert free == limited
+    assert sl["keys_seen"] == sf["keys_seen"] == 3000 + 2  # bad and small keys included
+    assert sl["models_loaded"] > sf["models_loaded"], (sl, sf)
+    for k in ("rows_total", "rows_predicted", "missed"):
+        assert sl[k] == sf[k]

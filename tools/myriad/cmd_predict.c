@@ -40,6 +40,11 @@ static void usage(FILE *out) {
       "                       otherwise csv)\n"
       "  --delimiter C        ',', ';' or 'tab' (default: detected from the header)\n"
       "  --threads N          worker threads (default: one per core)\n"
+      "  --memory-limit SIZE  bound what predict keeps between batches, e.g. 1G (K, M,\n"
+      "                       G, T are powers of 1024): decoded models up to a quarter\n"
+      "                       of it, keys seen up to another quarter (past it they are\n"
+      "                       forgotten and looked up again when they return); rows are\n"
+      "                       streamed in batches either way. Default: no limit\n"
       "  --plugin PATH        load model families from a plugin library (repeatable);\n"
       "                       needed to score models of plugin families\n"
       "  --json               print the summary as JSON (on stdout, or on stderr with\n"
@@ -140,6 +145,7 @@ int myr_cmd_predict(int argc, char **argv) {
                                            {"threads", required_argument, 0, 't'},
                                            {"plugin", required_argument, 0, 'P'},
                                            {"json", no_argument, 0, 'j'},
+                                           {"memory-limit", required_argument, 0, 'M'},
                                            {"quiet", no_argument, 0, 'q'},
                                            {"help", no_argument, 0, 'h'},
                                            {0, 0, 0, 0}};
@@ -190,6 +196,16 @@ int myr_cmd_predict(int argc, char **argv) {
         goto done;
       }
       o.n_threads = (unsigned)v;
+      break;
+    case 'M':
+      if (!cli_parse_size("predict", "--memory-limit", optarg, &v))
+        goto done;
+      if (v < (1ull << 20)) {
+        fprintf(stderr, "myriad predict: --memory-limit must be at least 1M, got '%s'\n",
+                optarg);
+        goto done;
+      }
+      o.memory_limit = v;
       break;
     case 'P': {
       const char **np = realloc(plugins, (n_plugins + 1) * sizeof *np);
