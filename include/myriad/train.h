@@ -177,6 +177,8 @@ typedef struct myr_train_summary {
   uint64_t spill_bytes;    /* their compressed size */
   unsigned spill_parts;    /* hash partitions */
   unsigned spill_loads;    /* partition sets read back and trained one after another */
+  uint64_t store_bytes;    /* after publishing: the store's size (all versions kept) */
+  uint64_t store_models;   /*   and its current models */
 } myr_train_summary;
 
 /**

@@ -821,6 +821,9 @@ static void summary_json(const myr_train_summary *s, myr__buf *b) {
                     "\"loads\":%u}",
                     (unsigned long long)s->spill_rows, (unsigned long long)s->spill_bytes,
                     s->spill_parts, s->spill_loads);
+  if (s->store_models)
+    myr__buf_printf(b, ",\"store\":{\"bytes\":%llu,\"models\":%llu}",
+                    (unsigned long long)s->store_bytes, (unsigned long long)s->store_models);
   myr__buf_printf(b,
                   ",\"seconds_read\":%.6f,\"seconds_group\":%.6f,\"seconds_train\":%.6f,"
                   "\"seconds_publish\":%.6f,"
@@ -1014,6 +1017,12 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
     }
     rc = myr_store_run_publish(store, run_id, myr__buf_str(&sj), err);
     s->seconds_publish = myr__now() - t_pub;
+    myr_store_info info;
+    myr_error ignored = {0}; /* the run is published: a failure here only loses figures */
+    if (rc == MYR_OK && myr_store_get_info(store, &info, &ignored) == MYR_OK) {
+      s->store_bytes = info.file_bytes;
+      s->store_models = info.n_models;
+    }
   }
 
   if (rc == MYR_OK && opt->results) {

@@ -108,6 +108,14 @@ def test_arrow_input_spills_the_same(cli, tmp_path):
     assert "spill" in sb and "spill" not in sa
     assert counts(sa) == counts(sb)
     assert store_digest(a) == store_digest(b)
+    # the summary reports the store's size and current models, as SQLite counts them
+    con = sqlite3.connect(f"file:{b}?mode=ro", uri=True)
+    try:
+        size = con.execute("PRAGMA page_count").fetchone()[0] * \
+            con.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        con.close()
+    assert sb["store"] == {"bytes": size, "models": 2000}
 
 
 def test_killed_spilled_run_resumes(cli, data, unlimited, tmp_path):

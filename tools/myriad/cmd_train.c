@@ -183,6 +183,10 @@ static void print_summary(const myr_train_options *o, const myr_train_summary *s
       printf(": %s", ex->detail);
     printf("\n");
   }
+  if (s->store_models)
+    printf("  store    %.1f MB, %s current models, %s bytes per model\n",
+           (double)s->store_bytes / 1e6, cli_grouped(s->store_models, a, sizeof a),
+           cli_grouped(s->store_bytes / s->store_models, b, sizeof b));
   if (s->spill_rows)
     printf("  memory   over the limit: %s rows spilled (%.1f MB compressed) to %u partitions, "
            "trained in %u loads\n",
