@@ -120,18 +120,20 @@ int main(int argc, char **argv) {
     int rc = myr_store_models(st, &q, found, &hits, &err);
     us[i] = now_us() - t;
     if (rc != MYR_OK || hits != 1) {
-      fprintf(stderr, "load_by_key: lookup %zu: %d hits, %s\n", i, (int)hits, err.message);
+      fprintf(stderr, "load_by_key: lookup %zu: %d hits, %s\n", i, (int)hits,
+              err.message);
       return 1;
     }
   }
   myr_store_snapshot_end(st);
   qsort(us, lookups, sizeof *us, cmp_d);
 #define PCT(q) us[(size_t)((double)(lookups - 1) * (q))]
-  printf("{\"lookups\":%zu,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
-         "\"models\":%llu,\"store_bytes\":%llu,\"bytes_per_model\":%.0f}\n",
-         lookups, PCT(0.5), PCT(0.9), PCT(0.99), us[lookups - 1],
-         (unsigned long long)info.n_models, (unsigned long long)info.file_bytes,
-         info.n_models ? (double)info.file_bytes / (double)info.n_models : 0.0);
+  printf(
+      "{\"lookups\":%zu,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
+      "\"models\":%llu,\"store_bytes\":%llu,\"bytes_per_model\":%.0f}\n",
+      lookups, PCT(0.5), PCT(0.9), PCT(0.99), us[lookups - 1],
+      (unsigned long long)info.n_models, (unsigned long long)info.file_bytes,
+      info.n_models ? (double)info.file_bytes / (double)info.n_models : 0.0);
   myr_store_close(st);
   for (size_t i = 0; i < k.cap * k.n_keys; i++)
     free(k.values[i]);

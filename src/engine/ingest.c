@@ -621,11 +621,11 @@ static int start_spill(run *r, myr_error *err) {
   double per_part = (double)limit * 0.4; /* a load takes one or more partitions */
   double parts = expect / per_part + 1;
   unsigned n_parts = parts >= MYR__SPILL_MAX_PARTS ? MYR__SPILL_MAX_PARTS
-                     : parts < 2                  ? 2
-                                                  : (unsigned)parts;
+                     : parts < 2                   ? 2
+                                                   : (unsigned)parts;
   uint64_t stage = limit / 8 < ((uint64_t)64 << 20) ? limit / 8 : (uint64_t)64 << 20;
-  MYR_RETURN_NOT_OK(myr__spill_open(r->opt->spill_dir, n_parts, r->p, (size_t)stage,
-                                    &r->spill, err));
+  MYR_RETURN_NOT_OK(
+      myr__spill_open(r->opt->spill_dir, n_parts, r->p, (size_t)stage, &r->spill, err));
   const size_t p = r->p;
   double row[64], *x = p <= 64 ? row : myr__reallocarray(NULL, p, sizeof *x);
   if (!x)
@@ -919,7 +919,6 @@ int myr__group_rows(run *r, myr_error *err) {
   return MYR_OK;
 }
 
-
 /* ------------------------------------------------------------------ loads */
 
 void myr__load_free(run *r) {
@@ -971,7 +970,8 @@ static int load_block(void *ud, const myr__spill_rows *b, myr_error *err) {
       c->gid[j] = c->gid[j - 1];
       r->keys.count[c->gid[j]]++;
     } else {
-      MYR_RETURN_NOT_OK(myr__keytab_intern(&r->keys, enc, len, b->hash[j], &c->gid[j], err));
+      MYR_RETURN_NOT_OK(
+          myr__keytab_intern(&r->keys, enc, len, b->hash[j], &c->gid[j], err));
     }
     prev = start;
   }

@@ -1632,9 +1632,10 @@ static int validate(const myr_predict_options *o, const struct ArrowArrayStream 
   if (o->out && !*o->out)
     return myr_error_set(err, MYR_EINVAL, "the output path is empty");
   if (o->memory_limit && o->predictions)
-    return myr_error_set(err, MYR_EUNSUPPORTED,
-                         "a memory limit cannot bound the predictions stream, which holds "
-                         "every row: write them to a file (out)");
+    return myr_error_set(
+        err, MYR_EUNSUPPORTED,
+        "a memory limit cannot bound the predictions stream, which holds "
+        "every row: write them to a file (out)");
   if (o->out_format < MYR_PREDICT_OUT_AUTO || o->out_format > MYR_PREDICT_OUT_ARROW_STREAM)
     return myr_error_set(err, MYR_EINVAL, "unknown output format %d", o->out_format);
   if (o->delimiter && o->delimiter != ',' && o->delimiter != '\t' && o->delimiter != ';')

@@ -23,10 +23,10 @@
 #define KEY_BYTES_GUESS 32 /* per row, to size the staging before keys are seen */
 
 typedef struct block_ref {
-  uint64_t off;   /* in the file */
-  uint32_t clen;  /* compressed bytes */
-  uint32_t n;     /* rows */
-  uint32_t klen;  /* key bytes */
+  uint64_t off;  /* in the file */
+  uint32_t clen; /* compressed bytes */
+  uint32_t n;    /* rows */
+  uint32_t klen; /* key bytes */
 } block_ref;
 
 typedef struct part {
@@ -45,7 +45,7 @@ typedef struct part {
 
 struct myr__spill {
   int fd;
-  char dir[512];     /* for messages */
+  char dir[512]; /* for messages */
   unsigned n_parts;
   size_t p;
   size_t block_rows; /* rows staged per partition before a block is written */
@@ -55,8 +55,8 @@ struct myr__spill {
   /* scratch shared by writes and reads: the raw block and its compressed form */
   unsigned char *raw, *comp;
   size_t raw_cap, comp_cap;
-  double *y, *x;     /* unshuffled doubles of a block read back */
-  size_t yx_cap;     /* rows y and x hold */
+  double *y, *x; /* unshuffled doubles of a block read back */
+  size_t yx_cap; /* rows y and x hold */
 };
 
 static int io_fail(const myr__spill *s, const char *what, myr_error *err) {
@@ -97,7 +97,7 @@ int myr__spill_open(const char *dir, unsigned n_parts, size_t p, size_t stage_by
   s->p = p;
   size_t row_bytes = 8 + 4 + KEY_BYTES_GUESS + 8 * (p + 1);
   size_t rows = stage_bytes / n_parts / row_bytes;
-  s->block_rows = rows < MIN_BLOCK_ROWS ? MIN_BLOCK_ROWS
+  s->block_rows = rows < MIN_BLOCK_ROWS   ? MIN_BLOCK_ROWS
                   : rows > MAX_BLOCK_ROWS ? MAX_BLOCK_ROWS
                                           : rows;
   s->parts = myr__calloc(n_parts, sizeof *s->parts);
@@ -211,8 +211,8 @@ static int write_block(myr__spill *s, part *t, myr_error *err) {
     t->cap_blocks = cap;
   }
   for (size_t done = 0; done < (size_t)clen;) {
-    ssize_t w = pwrite(s->fd, s->comp + done, (size_t)clen - done,
-                       (off_t)(s->file_len + done));
+    ssize_t w =
+        pwrite(s->fd, s->comp + done, (size_t)clen - done, (off_t)(s->file_len + done));
     if (w < 0 && errno == EINTR)
       continue;
     if (w <= 0) {
@@ -222,8 +222,8 @@ static int write_block(myr__spill *s, part *t, myr_error *err) {
     }
     done += (size_t)w;
   }
-  t->blocks[t->n_blocks++] = (block_ref){s->file_len, (uint32_t)clen, (uint32_t)n,
-                                         (uint32_t)t->keys_len};
+  t->blocks[t->n_blocks++] =
+      (block_ref){s->file_len, (uint32_t)clen, (uint32_t)n, (uint32_t)t->keys_len};
   s->file_len += (uint64_t)clen;
   t->rows += n;
   t->bytes += raw_len;
@@ -271,13 +271,24 @@ int myr__spill_finish(myr__spill *s, myr_error *err) {
   return MYR_OK;
 }
 
-unsigned myr__spill_parts(const myr__spill *s) { return s->n_parts; }
-uint64_t myr__spill_part_rows(const myr__spill *s, unsigned i) { return s->parts[i].rows; }
-uint64_t myr__spill_part_bytes(const myr__spill *s, unsigned i) { return s->parts[i].bytes; }
-uint64_t myr__spill_file_bytes(const myr__spill *s) { return s->file_len; }
-uint64_t myr__spill_rows_total(const myr__spill *s) { return s->rows; }
+unsigned myr__spill_parts(const myr__spill *s) {
+  return s->n_parts;
+}
+uint64_t myr__spill_part_rows(const myr__spill *s, unsigned i) {
+  return s->parts[i].rows;
+}
+uint64_t myr__spill_part_bytes(const myr__spill *s, unsigned i) {
+  return s->parts[i].bytes;
+}
+uint64_t myr__spill_file_bytes(const myr__spill *s) {
+  return s->file_len;
+}
+uint64_t myr__spill_rows_total(const myr__spill *s) {
+  return s->rows;
+}
 
-int myr__spill_read(myr__spill *s, unsigned i, myr__spill_fn fn, void *ud, myr_error *err) {
+int myr__spill_read(myr__spill *s, unsigned i, myr__spill_fn fn, void *ud,
+                    myr_error *err) {
   const part *t = &s->parts[i];
   const size_t p = s->p;
   for (size_t k = 0; k < t->n_blocks; k++) {
@@ -309,8 +320,10 @@ int myr__spill_read(myr__spill *s, unsigned i, myr__spill_fn fn, void *ud, myr_e
     int got = LZ4_decompress_safe((const char *)s->comp, (char *)s->raw, (int)b->clen,
                                   (int)raw_len);
     if (got < 0 || (size_t)got != raw_len)
-      return myr_error_set(err, MYR_ECORRUPT, "spill file in %s: block %zu of partition %u "
-                           "does not decompress (was the file changed?)", s->dir, k, i);
+      return myr_error_set(err, MYR_ECORRUPT,
+                           "spill file in %s: block %zu of partition %u "
+                           "does not decompress (was the file changed?)",
+                           s->dir, k, i);
     const unsigned char *at = s->raw;
     myr__spill_rows rows;
     rows.n = n;
@@ -327,8 +340,10 @@ int myr__spill_read(myr__spill *s, unsigned i, myr__spill_fn fn, void *ud, myr_e
     rows.x = s->x;
     for (size_t j = 0; j < n; j++)
       if (rows.key_end[j] > b->klen || (j && rows.key_end[j] < rows.key_end[j - 1]))
-        return myr_error_set(err, MYR_ECORRUPT, "spill file in %s: block %zu of "
-                             "partition %u has bad key offsets", s->dir, k, i);
+        return myr_error_set(err, MYR_ECORRUPT,
+                             "spill file in %s: block %zu of "
+                             "partition %u has bad key offsets",
+                             s->dir, k, i);
     MYR_RETURN_NOT_OK(fn(ud, &rows, err));
   }
   return MYR_OK;

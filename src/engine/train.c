@@ -817,13 +817,15 @@ static void summary_json(const myr_train_summary *s, myr__buf *b) {
   }
   myr__buf_puts(b, "}");
   if (s->spill_rows)
-    myr__buf_printf(b, ",\"spill\":{\"rows\":%llu,\"bytes\":%llu,\"partitions\":%u,"
+    myr__buf_printf(b,
+                    ",\"spill\":{\"rows\":%llu,\"bytes\":%llu,\"partitions\":%u,"
                     "\"loads\":%u}",
                     (unsigned long long)s->spill_rows, (unsigned long long)s->spill_bytes,
                     s->spill_parts, s->spill_loads);
   if (s->store_models)
     myr__buf_printf(b, ",\"store\":{\"bytes\":%llu,\"models\":%llu}",
-                    (unsigned long long)s->store_bytes, (unsigned long long)s->store_models);
+                    (unsigned long long)s->store_bytes,
+                    (unsigned long long)s->store_models);
   myr__buf_printf(b,
                   ",\"seconds_read\":%.6f,\"seconds_group\":%.6f,\"seconds_train\":%.6f,"
                   "\"seconds_publish\":%.6f,"
@@ -994,7 +996,8 @@ int myr_train(const myr_train_options *opt, myr_train_summary *summary_out, myr_
       goto done;
     s->run_id = run_id;
   }
-  rc = r.spill ? train_spilled(&r, store, run_id, err) : train_load(&r, store, run_id, err);
+  rc = r.spill ? train_spilled(&r, store, run_id, err)
+               : train_load(&r, store, run_id, err);
   s->rows_skipped = s->rows_total - s->rows_used;
   if (rc != MYR_OK)
     goto done;

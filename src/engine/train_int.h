@@ -113,11 +113,11 @@ typedef struct run {
      partitions back a load at a time (each load's rows are then what the fields above
      describe) */
   myr__spill *spill;
-  unsigned loads_total;     /* partition loads the spill is read back in */
-  uint64_t groups_before;   /* groups and rows of earlier loads (progress) */
+  unsigned loads_total;   /* partition loads the spill is read back in */
+  uint64_t groups_before; /* groups and rows of earlier loads (progress) */
   uint64_t rows_before;
-  int resuming;             /* resume: stored holds what the earlier attempt stored */
-  uint64_t *stored;         /* sorted key hashes of those models */
+  int resuming;     /* resume: stored holds what the earlier attempt stored */
+  uint64_t *stored; /* sorted key hashes of those models */
   size_t n_stored, cap_stored;
 
   /* training */

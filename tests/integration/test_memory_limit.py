@@ -149,6 +149,7 @@ def test_killed_spilled_run_resumes(cli, data, unlimited, tmp_path):
     ("lots", "must be a size such as"),
     ("-1G", "must be a size such as"),
     ("4X", "must be a size such as"),
+    ("G", "must be a size such as"),
     ("1000", "at least 1M"),
 ])
 def test_bad_limit_is_a_usage_error(cli, data, tmp_path, value, message):

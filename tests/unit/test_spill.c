@@ -37,7 +37,9 @@ static size_t row_key(size_t i, unsigned char *out) {
   }
   return len;
 }
-static uint64_t row_hash(size_t i) { return mix(i % 997 + 1); }
+static uint64_t row_hash(size_t i) {
+  return mix(i % 997 + 1);
+}
 static double row_value(size_t i, size_t f) {
   switch ((i + f) % 5) {
   case 0: return -0.0;
@@ -109,7 +111,8 @@ static void test_round_trip(void **state) {
     double x[P];
     for (size_t f = 0; f < P; f++)
       x[f] = row_value(i, f);
-    assert_int_equal(myr__spill_add(sp, row_hash(i), key, len, -(double)i, x, &err), MYR_OK);
+    assert_int_equal(myr__spill_add(sp, row_hash(i), key, len, -(double)i, x, &err),
+                     MYR_OK);
   }
   assert_int_equal(myr__spill_finish(sp, &err), MYR_OK);
   assert_int_equal(myr__spill_parts(sp), 7);
@@ -178,7 +181,8 @@ static void test_out_of_memory_is_clean(void **state) {
     int rc = myr__spill_open(tu_tmpdir(), 3, 2, 4096, &sp, &err);
     for (int i = 0; i < 300 && rc == MYR_OK; i++) {
       double x[2] = {i, -i};
-      rc = myr__spill_add(sp, mix((uint64_t)i), (const unsigned char *)"key", 3, i, x, &err);
+      rc = myr__spill_add(sp, mix((uint64_t)i), (const unsigned char *)"key", 3, i, x,
+                          &err);
     }
     if (rc == MYR_OK)
       rc = myr__spill_finish(sp, &err);

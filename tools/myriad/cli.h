@@ -24,7 +24,10 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *arg, unsigned lo
 int cli_parse_double(const char *cmd, const char *opt, const char *arg, double *out);
 /* Parse a size: a number with an optional K, M, G or T suffix (powers of 1024; "4G",
    "4GB", "4GiB" and "0.5G" are accepted); prints "myriad CMD: ..." on error. */
-int cli_parse_size(const char *cmd, const char *opt, const char *arg, unsigned long long *out);
+int cli_parse_size(const char *cmd, const char *opt, const char *arg,
+                   unsigned long long *out);
+/* --memory-limit: a size of at least 1M (less is surely a missing suffix). */
+int cli_parse_memory_limit(const char *cmd, const char *arg, unsigned long long *out);
 /* Load a --plugin library into *reg (created on first use); prints "myriad CMD: ..."
    and returns 0 on failure. */
 struct myr_registry;

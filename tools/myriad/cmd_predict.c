@@ -198,13 +198,8 @@ int myr_cmd_predict(int argc, char **argv) {
       o.n_threads = (unsigned)v;
       break;
     case 'M':
-      if (!cli_parse_size("predict", "--memory-limit", optarg, &v))
+      if (!cli_parse_memory_limit("predict", optarg, &v))
         goto done;
-      if (v < (1ull << 20)) {
-        fprintf(stderr, "myriad predict: --memory-limit must be at least 1M, got '%s'\n",
-                optarg);
-        goto done;
-      }
       o.memory_limit = v;
       break;
     case 'P': {

@@ -291,13 +291,8 @@ int myr_cmd_train(int argc, char **argv) {
     case 'j': json = 1; break;
     case 'R': o.resume = 1; break;
     case 'M':
-      if (!cli_parse_size("train", "--memory-limit", optarg, &v))
+      if (!cli_parse_memory_limit("train", optarg, &v))
         goto done;
-      if (v < (1ull << 20)) {
-        fprintf(stderr, "myriad train: --memory-limit must be at least 1M, got '%s'\n",
-                optarg);
-        goto done;
-      }
       o.memory_limit = v;
       break;
     case 'D': o.spill_dir = optarg; break;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Entry point of the `myriad` tool: dispatches to one subcommand, plus shared helpers. */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -168,30 +169,42 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *arg, unsigned lo
   return 1;
 }
 
-int cli_parse_size(const char *cmd, const char *opt, const char *arg, unsigned long long *out) {
-  char *end;
+int cli_parse_size(const char *cmd, const char *opt, const char *arg,
+                   unsigned long long *out) {
+  static const char units[] = "KMGT"; /* 2^10, 2^20, 2^30, 2^40 */
+  char *end = (char *)arg;
   errno = 0;
   double v = arg[0] == '-' ? -1 : strtod(arg, &end);
-  unsigned long long unit = 1;
-  if (v >= 0 && !errno && end != arg) {
-    switch (*end) {
-    case 'k': case 'K': unit = 1ull << 10; end++; break;
-    case 'm': case 'M': unit = 1ull << 20; end++; break;
-    case 'g': case 'G': unit = 1ull << 30; end++; break;
-    case 't': case 'T': unit = 1ull << 40; end++; break;
-    default: break;
-    }
-    if (unit > 1 && (*end == 'i' || *end == 'I') && (end[1] == 'b' || end[1] == 'B'))
+  double unit = 1;
+  int number = end != arg; /* strtod read a number */
+  const char *u =
+      number && *end && v >= 0 ? strchr(units, toupper((unsigned char)*end)) : NULL;
+  if (u) {
+    unit = (double)(1ull << (10 * (u - units + 1)));
+    end++;
+    if (toupper((unsigned char)end[0]) == 'I' && toupper((unsigned char)end[1]) == 'B')
       end += 2; /* 4GiB */
-    else if (unit > 1 && (*end == 'b' || *end == 'B'))
+    else if (toupper((unsigned char)end[0]) == 'B')
       end++; /* 4GB: still powers of 1024 */
   }
-  if (v < 0 || errno || end == arg || *end || v * (double)unit >= 18e18) {
-    fprintf(stderr, "myriad %s: %s must be a size such as 512M, 4G or 4096 (bytes), got "
-                    "'%s'\n", cmd, opt, arg);
+  if (!number || v < 0 || errno || *end || v * unit >= 18e18) {
+    fprintf(stderr,
+            "myriad %s: %s must be a size such as 512M, 4G or 4096 (bytes), got '%s'\n",
+            cmd, opt, arg);
     return 0;
   }
-  *out = (unsigned long long)(v * (double)unit);
+  *out = (unsigned long long)(v * unit);
+  return 1;
+}
+
+int cli_parse_memory_limit(const char *cmd, const char *arg, unsigned long long *out) {
+  if (!cli_parse_size(cmd, "--memory-limit", arg, out))
+    return 0;
+  if (*out < (1ull << 20)) {
+    fprintf(stderr, "myriad %s: --memory-limit must be at least 1M, got '%s'\n", cmd,
+            arg);
+    return 0;
+  }
   return 1;
 }
 
