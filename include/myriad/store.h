@@ -213,6 +213,37 @@ typedef int (*myr_run_cb)(void *ud, const myr_run_record *record);
  *  returned. */
 MYR_API int myr_store_runs(myr_store *store, myr_run_cb cb, void *ud, myr_error *err);
 
+/** What to import with myr_store_import. Zero-initialize. */
+typedef struct myr_import_options {
+  const char *store;                /* store path (created if missing) */
+  /* A models table, as myr_train's `results` or myriad.spark.train return it: key
+     columns, `model` (binary blob; null for a failed group), and `features` (JSON array
+     of feature names, required for rows with a model), `n_rows`, `metrics`, `status`,
+     `error` when present. Moved in: released by the call, even on error. */
+  struct ArrowArrayStream *models;
+  const char *source;               /* names the models' origin in the run's spec
+                                       (e.g. "spark"); NULL = "import" */
+  uint64_t seed;                    /* the seed they were trained with (spec only) */
+} myr_import_options;
+
+/** What myr_store_import did. */
+typedef struct myr_import_summary {
+  int64_t run_id;      /* the published run (0 when nothing was published) */
+  uint64_t models;     /* models stored */
+  uint64_t errors;     /* failed groups stored as errors */
+  char family[64];     /* the models' family */
+} myr_import_summary;
+
+/**
+ * @brief Store a models table as one new published run, as if myr_train had trained it
+ * here: every model becomes its key's current version, failed groups become the run's
+ * errors. The table must hold one family and one feature list, and every blob must be
+ * valid and match that feature list; the first row that does not fails the import,
+ * naming its row and key, and nothing is published.
+ */
+MYR_API int myr_store_import(const myr_import_options *opt, myr_import_summary *summary,
+                             myr_error *err);
+
 #ifdef __cplusplus
 }
 #endif

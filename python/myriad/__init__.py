@@ -27,7 +27,7 @@ import pyarrow as pa
 from ._core import MyriadError, version as _core_version
 from . import _core
 
-__all__ = ["train", "predict", "summary", "MyriadError", "__version__"]
+__all__ = ["train", "predict", "import_models", "summary", "MyriadError", "__version__"]
 __version__: str = _core_version
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -170,3 +170,31 @@ def predict(data: Any,
                               None if store is None else os.fspath(store), mcap, None,
                               int(threads), name)
     return _table(preds, js)
+
+
+def import_models(models: Any, store: PathLike, source: str = "import",
+                  seed: int = 0) -> dict:
+    """Store a table of models as one new published run of ``store``.
+
+    Args:
+        models: a table of one row per key, such as :func:`train` or
+            :func:`myriad.spark.train` return (key columns, ``model``, ``features``,
+            ``n_rows``, ``metrics``, ``status``, ``error``): anything with
+            ``__arrow_c_stream__``. Every model must be of one family and one feature
+            list; rows without a model become the run's errors.
+        store: the store (created if needed). Every model becomes its key's current
+            version, as if ``myriad train`` had trained it there.
+        source: recorded as the run's input, e.g. "spark".
+        seed: the seed the models were trained with (recorded in the run's spec).
+
+    Returns:
+        ``{"run_id": ..., "models": ..., "errors": ..., "family": ...}``.
+
+    Raises:
+        MyriadError: a corrupt blob, mixed families or features, a store failure (the
+            message names the row and key); nothing is published then.
+    """
+    capsule, path, _ = _source(models, "models")
+    if capsule is None:
+        raise TypeError("models: expected a table (pyarrow, pandas, polars ...), not a path")
+    return _core.import_models(capsule, os.fspath(store), source, int(seed))

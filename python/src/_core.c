@@ -362,6 +362,42 @@ static PyObject *py_predict(PyObject *self, PyObject *args, PyObject *kw) {
   return finish(rc, &err, &w, &js, &out);
 }
 
+PyDoc_STRVAR(import_doc, "import_models(source, store, origin, seed) -> dict as JSON str\n"
+                        "Store a models table (capsule) as one published run.");
+
+static PyObject *py_import_models(PyObject *self, PyObject *args, PyObject *kw) {
+  (void)self;
+  static char *kwlist[] = {"source", "store", "origin", "seed", NULL};
+  PyObject *source;
+  const char *store = NULL, *origin = NULL;
+  unsigned long long seed = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "OszK", kwlist, &source, &store, &origin,
+                                   &seed))
+    return NULL;
+  struct ArrowArrayStream in = {0};
+  if (take_stream(source, &in, "models") < 0)
+    return NULL;
+  myr_import_options o;
+  memset(&o, 0, sizeof o);
+  o.store = store;
+  o.models = &in;
+  o.source = origin;
+  o.seed = seed;
+  myr_import_summary sum;
+  myr_error err = {0};
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = myr_store_import(&o, &sum, &err);
+  Py_END_ALLOW_THREADS
+  if (in.release)
+    in.release(&in);
+  if (rc != MYR_OK)
+    return raise_error(&err, rc);
+  return Py_BuildValue("{s:L,s:K,s:K,s:s}", "run_id", (long long)sum.run_id, "models",
+                       (unsigned long long)sum.models, "errors",
+                       (unsigned long long)sum.errors, "family", sum.family);
+}
+
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef methods[] = {
@@ -369,6 +405,8 @@ static PyMethodDef methods[] = {
      train_doc},
     {"predict", (PyCFunction)(void (*)(void))py_predict, METH_VARARGS | METH_KEYWORDS,
      predict_doc},
+    {"import_models", (PyCFunction)(void (*)(void))py_import_models,
+     METH_VARARGS | METH_KEYWORDS, import_doc},
     {NULL, NULL, 0, NULL},
 };
 

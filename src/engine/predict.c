@@ -52,6 +52,7 @@
 #include "core/pool.h"
 #include "core/text.h"
 #include "engine/keys.h"
+#include "engine/mtable.h"
 #include "io/arrow.h"
 #include "io/number.h"
 #include "io/source.h"
@@ -623,16 +624,6 @@ static int load_key(pctx *c, uint32_t gid, myr_error *err) {
 
 /* ------------------------------------------------------------------ models table */
 
-static const char *const table_columns[] = {"model", "n_rows", "metrics",
-                                            "status", "error", "features"};
-
-static int is_table_column(const char *name) {
-  for (size_t i = 0; i < sizeof table_columns / sizeof table_columns[0]; i++)
-    if (strcmp(name, table_columns[i]) == 0)
-      return 1;
-  return 0;
-}
-
 /* Index of the feature list (features[0..flen), or a blob's n_features and hash when
    features is NULL) in c->mspecs, added when new. */
 static int table_spec(pctx *c, const char *features, size_t flen, uint32_t nf,
@@ -703,113 +694,23 @@ static int table_row(pctx *c, const unsigned char *enc, size_t elen, const unsig
   return MYR_OK;
 }
 
+static int table_row_cb(void *ud, const myr__mrow *r, myr_error *err) {
+  if (!r->blob) /* a failed group: no model */
+    return MYR_OK;
+  return table_row(ud, r->enc, r->enc_len, r->blob, r->blob_len, r->features,
+                   r->features_len, err);
+}
+
 /* Read the whole models table (opt->models): key names, then every row with a model. */
 static int read_models(pctx *c, myr_error *err) {
-  myr__source *ms = NULL;
-  unsigned char *want = NULL;
-  size_t mkcol[MYR__MAX_KEYS], model_col = 0, feat_col = 0, nk = 0;
-  MYR_RETURN_NOT_OK(myr__source_open_stream(&c->mt, "the models table", &ms, err));
-  size_t n = myr__source_n_columns(ms);
-  int has_feat = myr__source_find(ms, "features", &feat_col), rc = MYR_OK;
-  char cols[512];
-  myr__buf enc;
-  myr__buf_init(&enc);
-  if (!myr__source_find(ms, "model", &model_col)) {
-    myr__source_list(ms, cols, sizeof cols);
-    rc = myr_error_set(err, MYR_ENOTFOUND, "the models table has no 'model' column "
-                       "(columns: %s)", cols);
-    goto done;
-  }
-  for (size_t j = 0; j < n; j++) {
-    if (is_table_column(myr__source_column_name(ms, j)))
-      continue;
-    if (nk == MYR__MAX_KEYS) {
-      rc = myr_error_set(err, MYR_EUNSUPPORTED,
-                         "the models table has more than %d key columns", MYR__MAX_KEYS);
-      goto done;
-    }
-    mkcol[nk++] = j;
-  }
-  if (nk == 0) {
-    rc = myr_error_set(err, MYR_EINVAL, "the models table has no key columns");
-    goto done;
-  }
-  c->mkey_names = myr__calloc(nk, sizeof *c->mkey_names);
-  want = myr__calloc(n, 1);
-  if (!c->mkey_names || !want) {
-    rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading the models table");
-    goto done;
-  }
-  c->n_keys = nk; /* mkey_names has nk entries from here on */
-  for (size_t k = 0; k < nk; k++) {
-    if (!(c->mkey_names[k] = myr__strdup(myr__source_column_name(ms, mkcol[k])))) {
-      rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading the models table");
-      goto done;
-    }
-    want[mkcol[k]] = MYR__WANT_TEXT;
-  }
+  int rc = myr__mtable_read(&c->mt, "the models table", &c->mkey_names, &c->n_keys,
+                            table_row_cb, c, err);
   c->key_names = (const char *const *)c->mkey_names;
-  want[model_col] = MYR__WANT_TEXT;
-  if (has_feat)
-    want[feat_col] = MYR__WANT_TEXT;
-  if ((rc = myr__source_select(ms, want, err)) != MYR_OK)
-    goto done;
-  for (;;) {
-    const myr__batch *b = NULL;
-    if ((rc = myr__source_next(ms, &b, err)) != MYR_OK || !b)
-      break;
-    const myr__column *mc = &b->columns[model_col];
-    const myr__column *fc = has_feat ? &b->columns[feat_col] : NULL;
-    for (size_t i = 0; i < b->n_rows && rc == MYR_OK; i++) {
-      if (mc->kind != MYR__COL_TEXT || !myr__batch_valid(mc->validity, i))
-        continue; /* a failed group: no model */
-      myr__buf_reset(&enc);
-      int usable = 1;
-      for (size_t k = 0; k < nk && usable; k++) {
-        const myr__column *kc = &b->columns[mkcol[k]];
-        const char *t = kc->text + kc->text_off[i];
-        size_t tl = kc->text_len[i];
-        if (!myr__batch_valid(kc->validity, i) || myr__is_missing_fast(t, tl) ||
-            !myr__utf8_valid((const unsigned char *)t, tl)) {
-          usable = 0; /* no input row can have this key */
-          break;
-        }
-        unsigned char len4[4] = {(unsigned char)tl, (unsigned char)(tl >> 8),
-                                 (unsigned char)(tl >> 16), (unsigned char)(tl >> 24)};
-        myr__buf_append(&enc, len4, 4);
-        myr__buf_append(&enc, t, tl);
-      }
-      if (!usable)
-        continue;
-      if (enc.failed) {
-        rc = myr_error_set(err, MYR_ENOMEM, "out of memory reading the models table");
-        break;
-      }
-      const char *ft = NULL;
-      size_t fl = 0;
-      if (fc && fc->kind == MYR__COL_TEXT && myr__batch_valid(fc->validity, i)) {
-        ft = fc->text + fc->text_off[i];
-        fl = fc->text_len[i];
-      }
-      rc = table_row(c, (const unsigned char *)enc.data, enc.len,
-                     (const unsigned char *)mc->text + mc->text_off[i], mc->text_len[i], ft,
-                     fl, err);
-    }
-    if (rc != MYR_OK)
-      break;
-  }
-done:
-  myr__buf_free(&enc);
-  myr__free(want);
-  myr__source_close(ms);
   return rc;
 }
 
 static void table_free(pctx *c) {
-  if (c->mkey_names)
-    for (size_t k = 0; k < c->n_keys; k++)
-      myr__free(c->mkey_names[k]);
-  myr__free(c->mkey_names);
+  myr__mtable_names_free(c->mkey_names, c->n_keys);
   myr__keytab_free(&c->mkeys);
   myr__free(c->mblob_off);
   myr__free(c->mblob_len);
