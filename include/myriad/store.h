@@ -215,23 +215,23 @@ MYR_API int myr_store_runs(myr_store *store, myr_run_cb cb, void *ud, myr_error 
 
 /** What to import with myr_store_import. Zero-initialize. */
 typedef struct myr_import_options {
-  const char *store;                /* store path (created if missing) */
+  const char *store; /* store path (created if missing) */
   /* A models table, as myr_train's `results` or myriad.spark.train return it: key
      columns, `model` (binary blob; null for a failed group), and `features` (JSON array
      of feature names, required for rows with a model), `n_rows`, `metrics`, `status`,
      `error` when present. Moved in: released by the call, even on error. */
   struct ArrowArrayStream *models;
-  const char *source;               /* names the models' origin in the run's spec
-                                       (e.g. "spark"); NULL = "import" */
-  uint64_t seed;                    /* the seed they were trained with (spec only) */
+  const char *source; /* names the models' origin in the run's spec
+                         (e.g. "spark"); NULL = "import" */
+  uint64_t seed;      /* the seed they were trained with (spec only) */
 } myr_import_options;
 
 /** What myr_store_import did. */
 typedef struct myr_import_summary {
-  int64_t run_id;      /* the published run (0 when nothing was published) */
-  uint64_t models;     /* models stored */
-  uint64_t errors;     /* failed groups stored as errors */
-  char family[64];     /* the models' family */
+  int64_t run_id;  /* the published run (0 when nothing was published) */
+  uint64_t models; /* models stored */
+  uint64_t errors; /* failed groups stored as errors */
+  char family[64]; /* the models' family */
 } myr_import_summary;
 
 /**

@@ -23,7 +23,7 @@ typedef struct imp {
   char ***key_names; /* mtable_read's, set before the first row */
   size_t *n_keys;
   int64_t run_id;
-  char *features;    /* the feature list (JSON text) of the first model */
+  char *features; /* the feature list (JSON text) of the first model */
   uint64_t schema_hash;
   uint32_t n_features;
   myr__buf spec;
@@ -45,8 +45,10 @@ static int begin(imp *m, const myr__mrow *r, const myr_blob_view *v, myr_error *
   char at[260];
   where(m, r, at, sizeof at);
   if (!r->features)
-    return myr_error_set(err, MYR_EINVAL, "models table %s: no features (a JSON array "
-                         "of the feature names is needed to score the model)", at);
+    return myr_error_set(err, MYR_EINVAL,
+                         "models table %s: no features (a JSON array "
+                         "of the feature names is needed to score the model)",
+                         at);
   json_error_t jerr;
   json_t *arr = json_loadb(r->features, r->features_len, JSON_DECODE_ANY, &jerr);
   size_t p = arr && json_is_array(arr) ? json_array_size(arr) : 0;
@@ -56,11 +58,15 @@ static int begin(imp *m, const myr__mrow *r, const myr_blob_view *v, myr_error *
     if (!(names[f] = json_string_value(json_array_get(arr, f))))
       p = 0;
   if (!arr || !p || !names)
-    rc = myr_error_set(err, MYR_EINVAL, "models table %s: features is not a JSON array "
-                       "of names", at);
+    rc = myr_error_set(err, MYR_EINVAL,
+                       "models table %s: features is not a JSON array "
+                       "of names",
+                       at);
   else if (myr_feature_schema_hash(names, p) != v->schema_hash || p != v->n_features)
-    rc = myr_error_set(err, MYR_ECORRUPT, "models table %s: the model was trained on "
-                       "other features than its features column lists", at);
+    rc = myr_error_set(err, MYR_ECORRUPT,
+                       "models table %s: the model was trained on "
+                       "other features than its features column lists",
+                       at);
   myr__free(names);
   json_decref(arr);
   MYR_RETURN_NOT_OK(rc);
@@ -128,7 +134,8 @@ static int import_row(void *ud, const myr__mrow *r, myr_error *err) {
     uint64_t n_rows = r->n_rows > 0 ? (uint64_t)r->n_rows : 0;
     if (m->run_id)
       return put_failed(m, r->enc, r->enc_len, n_rows, reason, msg, err);
-    uint64_t enc_len = r->enc_len; /* no run yet: keep it for when the first model comes */
+    uint64_t enc_len =
+        r->enc_len; /* no run yet: keep it for when the first model comes */
     myr__buf_append(&m->early, &enc_len, 8);
     myr__buf_append(&m->early, &n_rows, 8);
     myr__buf_append(&m->early, r->enc, r->enc_len);
@@ -152,17 +159,18 @@ static int import_row(void *ud, const myr__mrow *r, myr_error *err) {
       !r->features || r->features_len != strlen(m->features) ||
       memcmp(r->features, m->features, r->features_len) != 0) {
     where(m, r, at, sizeof at);
-    return myr_error_set(err, MYR_EINVAL, "models table %s: a %s model on features %.*s, "
+    return myr_error_set(err, MYR_EINVAL,
+                         "models table %s: a %s model on features %.*s, "
                          "where the first model is a %s model on %s: import them as "
-                         "separate tables", at, v.family,
-                         r->features ? (int)r->features_len : 4,
+                         "separate tables",
+                         at, v.family, r->features ? (int)r->features_len : 4,
                          r->features ? r->features : "null", m->sum->family, m->features);
   }
   char metrics[4096] = "{}";
   if (r->metrics && r->metrics_len < sizeof metrics)
     snprintf(metrics, sizeof metrics, "%.*s", (int)r->metrics_len, r->metrics);
-  myr_model_row row = {hash,    r->key, r->key_len, r->n_rows > 0 ? (uint64_t)r->n_rows : 0,
-                       0,       metrics, r->blob,   r->blob_len};
+  myr_model_row row = {hash, r->key,  r->key_len, r->n_rows > 0 ? (uint64_t)r->n_rows : 0,
+                       0,    metrics, r->blob,    r->blob_len};
   m->sum->models++;
   return myr_store_put_model(m->store, m->run_id, &row, err);
 }
@@ -202,7 +210,8 @@ int myr_store_import(const myr_import_options *opt, myr_import_summary *summary,
     rc = myr_error_set(err, MYR_ENODATA, "the models table holds no model to import");
   if (rc == MYR_OK) {
     char js[256];
-    snprintf(js, sizeof js, "{\"imported\":true,\"groups_trained\":%llu,"
+    snprintf(js, sizeof js,
+             "{\"imported\":true,\"groups_trained\":%llu,"
              "\"groups_failed\":%llu}",
              (unsigned long long)s->models, (unsigned long long)s->errors);
     rc = myr_store_run_publish(m.store, m.run_id, js, err);

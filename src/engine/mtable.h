@@ -18,12 +18,12 @@
 /* One row; pointers valid during the callback. Optional columns that are absent or
    null are NULL (n_rows: -1). */
 typedef struct myr__mrow {
-  uint64_t row;                 /* 1-based row of the table */
-  const unsigned char *enc;     /* key encoding (engine/keys.h) */
+  uint64_t row;             /* 1-based row of the table */
+  const unsigned char *enc; /* key encoding (engine/keys.h) */
   size_t enc_len;
-  const char *const *key;       /* n_keys values, not NUL-terminated */
+  const char *const *key; /* n_keys values, not NUL-terminated */
   const size_t *key_len;
-  const unsigned char *blob;    /* NULL: no model (a failed group) */
+  const unsigned char *blob; /* NULL: no model (a failed group) */
   size_t blob_len;
   const char *features, *metrics, *status, *error;
   size_t features_len, metrics_len, status_len, error_len;
