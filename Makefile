@@ -9,7 +9,7 @@ DEMO_GROUPS ?= 100000
 DEMO_ROWS ?= 50
 PYTHON    := .venv/bin/python
 
-.PHONY: all deps build build-asan demo test test-c test-asan test-python bench fuzz lint checksrc clean help
+.PHONY: all deps build build-asan demo test test-c test-asan test-python test-deploy bench fuzz lint checksrc clean help
 
 all: build
 
@@ -43,7 +43,10 @@ test-asan: build-asan
 test-python: build
 	MYR_CLI=$(abspath $(CLI)) MYR_KNN_PLUGIN=$(abspath $(dir $(CLI))plugins/libmyriad_knn.so) $(PYTHON) -m pytest -q tests/integration tests/python
 
-test: checksrc test-c test-asan test-python
+test-deploy: deps
+	@scripts/check-deploy.sh
+
+test: checksrc test-c test-asan test-python test-deploy
 	@echo "make test: all tests passed"
 
 bench: build

@@ -34,6 +34,15 @@ if [ ! -x .venv/bin/python ] || ! cmp -s "$req" "$stamp"; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
   cp "$req" "$stamp"
 fi
+# The validators of deploy/ (make test-deploy), in their own environment.
+dreq=scripts/requirements-deploy.txt
+dstamp=.venv-deploy/.myriad-requirements
+if [ ! -x .venv-deploy/bin/python ] || ! cmp -s "$dreq" "$dstamp"; then
+  echo "setup: creating .venv-deploy (checkov, kubernetes-validate)"
+  [ -x .venv-deploy/bin/python ] || "$PY" -m venv .venv-deploy
+  .venv-deploy/bin/python -m pip install -q --disable-pip-version-check -r "$dreq"
+  cp "$dreq" "$dstamp"
+fi
 # The Python package (python/): rebuilt when a C source, header or Python file changed.
 pystamp=.venv/.myriad-python
 if [ ! -f "$pystamp" ] || [ -n "$(find src include python CMakeLists.txt -newer "$pystamp" \
