@@ -89,6 +89,16 @@ def train_json(cli: Path, data: Path, *args, keys: str = "app,api",
                              + describe(proc)) from None
 
 
+def published_runs(store) -> int:
+    """How many runs of a store are published (read with the sqlite3 module)."""
+    con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT count(*) FROM runs WHERE status = 'published'"
+                           ).fetchone()[0]
+    finally:
+        con.close()
+
+
 # --------------------------------------------------------------------------- CRC32C
 
 def _crc32c_table() -> list[int]:

@@ -165,12 +165,7 @@ def test_unusable_spill_dir_fails_cleanly(cli, data, tmp_path):
                   "--memory-limit", "1M", "--spill-dir", missing)
     assert p.returncode == 1, h.describe(p)
     assert f"spill file in {missing}" in p.stderr, h.describe(p)
-    con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    try:
-        assert con.execute("SELECT count(*) FROM runs WHERE status = 'published'"
-                           ).fetchone()[0] == 0
-    finally:
-        con.close()
+    assert h.published_runs(store) == 0
 
 
 def test_predict_with_memory_limit_writes_the_same(cli, data, tmp_path):
