@@ -27,7 +27,8 @@ import pyarrow as pa
 from ._core import MyriadError, version as _core_version
 from . import _core
 
-__all__ = ["train", "predict", "import_models", "summary", "MyriadError", "__version__"]
+__all__ = ["train", "train_store", "predict", "import_models", "summary", "MyriadError",
+           "__version__"]
 __version__: str = _core_version
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -131,6 +132,69 @@ def train(data: Any,
         model, _params(params), None if store is None else os.fspath(store),
         int(threads), int(seed), float(holdout), int(min_rows), name, True)
     return _table(results, js)
+
+
+def _size(v: Union[int, str, None]) -> int:
+    """Bytes from an int or a size such as "512M", "4G" (powers of 1024)."""
+    if v is None:
+        return 0
+    if isinstance(v, int):
+        if v < 0:
+            raise ValueError("memory_limit must be >= 0")
+        return v
+    text = str(v).strip().upper().removesuffix("IB").removesuffix("B")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    mult = units.get(text[-1:], 1)
+    try:
+        n = float(text[:-1] if mult > 1 else text)
+    except ValueError:
+        raise ValueError(f"memory_limit: expected bytes or a size such as 4G, got {v!r}") \
+            from None
+    if n < 0:
+        raise ValueError("memory_limit must be >= 0")
+    return int(n * mult)
+
+
+def train_store(data: Any,
+                store: PathLike,
+                keys: Union[str, Sequence[str]],
+                label: Optional[str] = None,
+                features: Optional[Sequence[str]] = None,
+                model: str = "linear",
+                params: Optional[Union[str, Mapping[str, Any]]] = None,
+                threads: int = 0,
+                seed: int = 0,
+                holdout: float = 0.0,
+                min_rows: int = 0,
+                resume: bool = False,
+                memory_limit: Union[int, str, None] = None,
+                spill_dir: Optional[PathLike] = None) -> dict:
+    """Train one model per key into a store only, at any scale: like :func:`train`, but
+    no table of models is built in memory, which allows what that table would not:
+
+    Args:
+        resume: complete this spec's earlier run that never published (killed, crashed,
+            interrupted): keys it stored are not trained again (``myriad train
+            --resume``).
+        memory_limit: bytes (or "4G") the rows may take; past half of it they are spilled
+            by key to a compressed temporary file and trained a few partitions at a
+            time, with the same models (``myriad train --memory-limit``;
+            docs/internals/memory.md).
+        spill_dir: where that file goes (default: $TMPDIR, else /tmp).
+        The other arguments are :func:`train`'s.
+
+    Returns:
+        The run summary (as ``myriad train --json`` prints it).
+    """
+    if isinstance(keys, str):
+        keys = [keys]
+    capsule, path, name = _source(data, "data")
+    _, js = _core.train(
+        capsule, path, list(keys), label, None if features is None else list(features),
+        model, _params(params), os.fspath(store), int(threads), int(seed), float(holdout),
+        int(min_rows), name, False, bool(resume), _size(memory_limit),
+        None if spill_dir is None else os.fspath(spill_dir))
+    return json.loads(js)
 
 
 def predict(data: Any,

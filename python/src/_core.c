@@ -216,7 +216,8 @@ static PyObject *finish(int rc, myr_error *err, watch *w, jbuf *js,
 
 PyDoc_STRVAR(train_doc,
              "train(source, path, keys, label, features, model, params, store, threads, "
-             "seed, holdout, min_rows, name, results)\n--\n\n"
+             "seed, holdout, min_rows, name, results, resume=False, memory_limit=0, "
+             "spill_dir=None)\n--\n\n"
              "Low-level: use myriad.train(). source is an Arrow C stream capsule or None "
              "(then path is read).\nReturns (results capsule or None, summary JSON str).");
 
@@ -224,7 +225,8 @@ static PyObject *py_train(PyObject *self, PyObject *args, PyObject *kw) {
   (void)self;
   static char *kwlist[] = {"source", "path",    "keys",     "label", "features",
                            "model",  "params",  "store",    "threads", "seed",
-                           "holdout", "min_rows", "name",   "results", NULL};
+                           "holdout", "min_rows", "name",   "results", "resume",
+                           "memory_limit", "spill_dir", NULL};
   PyObject *source, *keys_o, *features_o;
   const char *path = NULL, *label = NULL, *model = NULL, *params = NULL, *store = NULL;
   const char *name = NULL;
@@ -232,11 +234,13 @@ static PyObject *py_train(PyObject *self, PyObject *args, PyObject *kw) {
   unsigned long long seed = 0;
   double holdout = 0;
   Py_ssize_t min_rows = 0;
-  int want_results = 1;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "OzOzOzzzIKdnzp", kwlist, &source, &path,
+  int want_results = 1, resume = 0;
+  unsigned long long memory_limit = 0;
+  const char *spill_dir = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "OzOzOzzzIKdnzp|pKz", kwlist, &source, &path,
                                    &keys_o, &label, &features_o, &model, &params, &store,
                                    &threads, &seed, &holdout, &min_rows, &name,
-                                   &want_results))
+                                   &want_results, &resume, &memory_limit, &spill_dir))
     return NULL;
   if (min_rows < 0)
     return PyErr_Format(PyExc_ValueError, "min_rows must be >= 0");
@@ -288,6 +292,9 @@ static PyObject *py_train(PyObject *self, PyObject *args, PyObject *kw) {
   o.progress_ud = &w;
   o.cancel = &w.cancel;
   o.results = want_results ? &out : NULL;
+  o.resume = resume;
+  o.memory_limit = memory_limit;
+  o.spill_dir = spill_dir;
   myr_train_summary sum;
   myr_error err = {0};
   int rc;

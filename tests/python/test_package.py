@@ -199,3 +199,25 @@ def test_readme_example(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = compile(m.group(1), "README.md", "exec")
     exec(code, {"__name__": "readme"})  # noqa: S102 - our own README
+
+
+def test_train_store_with_a_memory_limit_and_resume(data, cli_store, tmp_path):
+    """train_store: no results table, so a memory limit and resume are allowed; the
+    spilled run stores the CLI's models, and resuming a published spec does nothing."""
+    store = tmp_path / "m.db"
+    s = myriad.train_store(pacsv.read_csv(data), store, keys=KEYS, label="y",
+                           model="forest", params={"n_trees": 10}, seed=5,
+                           memory_limit="200K", spill_dir=tmp_path)
+    assert s["groups_trained"] == 120 and s["spill"]["loads"] >= 2, s
+    got = {k: v["blob"] for k, v in pyhelpers.current_models(store).items()}
+    assert got == cli_store
+    again = myriad.train_store(pacsv.read_csv(data), store, keys=KEYS, label="y",
+                               model="forest", params={"n_trees": 10}, seed=5,
+                               resume=True)
+    assert again.get("already_published") is True and again["run_id"] == s["run_id"]
+    with pytest.raises(ValueError, match="memory_limit"):
+        myriad.train_store(data, store, keys=KEYS, label="y", memory_limit="lots")
+    # the table-returning path (myriad.train) refuses a limit: the table holds everything
+    with pytest.raises(myriad.MyriadError, match="cannot return results"):
+        myriad._core.train(None, str(data), KEYS, "y", None, "linear", None, None, 0, 0,
+                           0.0, 0, None, True, False, 1 << 20, None)
