@@ -442,10 +442,7 @@ static void count_skip(run *r, const myr__parse_slice *s, size_t j) {
 
 /* Spill mode: count s's skips and add its usable rows to the spill, in row order. */
 static int spill_slice(run *r, myr__parse_slice *s, myr_error *err) {
-  const size_t n = s->hi - s->lo, p = r->p;
-  double row[64], *x = p <= 64 ? row : myr__reallocarray(NULL, p, sizeof *x);
-  if (!x)
-    return myr_error_set(err, MYR_ENOMEM, "out of memory spilling rows");
+  const size_t n = s->hi - s->lo;
   int rc = MYR_OK;
   r->sum->rows_total += n;
   for (size_t j = 0; j < n && rc == MYR_OK; j++) {
@@ -453,15 +450,12 @@ static int spill_slice(run *r, myr__parse_slice *s, myr_error *err) {
       count_skip(r, s, j);
       continue;
     }
-    for (size_t f = 0; f < p; f++)
-      x[f] = s->fcol[f] ? s->fcol[f][j] : s->x[j * p + f];
+    myr__row_features(s->fcol, s->x, j, r->p, r->spill_x);
     const unsigned char *enc = (const unsigned char *)s->keys.data + s->key_off[j];
     rc = myr__spill_add(r->spill, s->hash[j], enc, s->key_off[j + 1] - s->key_off[j],
-                        s->ycol ? s->ycol[j] : s->y[j], x, err);
+                        s->ycol ? s->ycol[j] : s->y[j], r->spill_x, err);
     r->n_used_rows++;
   }
-  if (x != row)
-    myr__free(x);
   return rc;
 }
 
@@ -626,9 +620,7 @@ static int start_spill(run *r, myr_error *err) {
   uint64_t stage = limit / 8 < ((uint64_t)64 << 20) ? limit / 8 : (uint64_t)64 << 20;
   MYR_RETURN_NOT_OK(
       myr__spill_open(r->opt->spill_dir, n_parts, r->p, (size_t)stage, &r->spill, err));
-  const size_t p = r->p;
-  double row[64], *x = p <= 64 ? row : myr__reallocarray(NULL, p, sizeof *x);
-  if (!x)
+  if (!(r->spill_x = myr__reallocarray(NULL, r->p ? r->p : 1, sizeof *r->spill_x)))
     return myr_error_set(err, MYR_ENOMEM, "out of memory spilling rows");
   int rc = MYR_OK;
   for (const myr__row_chunk *c = r->head; c && rc == MYR_OK; c = c->next) {
@@ -636,16 +628,13 @@ static int start_spill(run *r, myr_error *err) {
       uint32_t g = c->gid[i];
       if (g == MYR__NO_GROUP)
         continue;
-      for (size_t f = 0; f < p; f++)
-        x[f] = c->fcol && c->fcol[f] ? c->fcol[f][i] : c->x[i * p + f];
+      myr__row_features(c->fcol, c->x, i, r->p, r->spill_x);
       size_t klen;
       const unsigned char *enc = myr__keytab_key(&r->keys, g, &klen);
       rc = myr__spill_add(r->spill, r->keys.lhash[g], enc, klen,
-                          c->ycol ? c->ycol[i] : c->y[i], x, err);
+                          c->ycol ? c->ycol[i] : c->y[i], r->spill_x, err);
     }
   }
-  if (x != row)
-    myr__free(x);
   chunks_free(r);
   myr__keytab_free(&r->keys);
   myr__keytab_init(&r->keys);
@@ -988,6 +977,8 @@ void myr__ingest_free(run *r) {
   chunks_free(r);
   myr__spill_close(r->spill);
   r->spill = NULL;
+  myr__free(r->spill_x);
+  r->spill_x = NULL;
   if (r->slices)
     for (size_t t = 0; t < 2 * r->n_slices; t++)
       slice_free(&r->slices[t]);

@@ -173,12 +173,7 @@ static void fit_group(run *r, uint32_t g, myr__worker *w, myr__result *res) {
     size_t j = (uint32_t)ref[i];
     double *to = xg + i * p;
     yg[i] = c->ycol ? c->ycol[j] : c->y[j];
-    if (!c->fcol) {
-      memcpy(to, c->x + j * p, p * sizeof *to);
-      continue;
-    }
-    for (size_t k = 0; k < p; k++)
-      to[k] = c->fcol[k] ? c->fcol[k][j] : c->x[j * p + k];
+    myr__row_features(c->fcol, c->x, j, p, to);
   }
   const double *x = xg, *y = yg;
   uint64_t seed = myr__key_seed(r->opt->seed, r->keys.hash[g]);

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/arena.h"
 #include "core/pool.h"
@@ -34,6 +35,18 @@ typedef struct myr__row_chunk {
                                   NULL when none is */
   myr__kept *kept;             /* reference keeping ycol and fcol valid, or NULL */
 } myr__row_chunk;
+
+/* Row i's p features, held as columns read in place (fcol[f], when set) or row-major in
+   x (every feature, when fcol is NULL): a chunk's or a parse slice's layout. */
+static inline void myr__row_features(const double *const *fcol, const double *x, size_t i,
+                                     size_t p, double *out) {
+  if (!fcol) {
+    memcpy(out, x + i * p, p * sizeof *out);
+    return;
+  }
+  for (size_t f = 0; f < p; f++)
+    out[f] = fcol[f] ? fcol[f][i] : x[i * p + f];
+}
 
 /* RES_RESUMED: stored by an earlier attempt of a resumed run, not fitted again. */
 /* uint64_t ascending, for qsort (grouping order, key hashes of a resumed run). */
@@ -113,6 +126,7 @@ typedef struct run {
      partitions back a load at a time (each load's rows are then what the fields above
      describe) */
   myr__spill *spill;
+  double *spill_x;          /* p: one row's features on their way to the spill */
   unsigned loads_total;   /* partition loads the spill is read back in */
   uint64_t groups_before; /* groups and rows of earlier loads (progress) */
   uint64_t rows_before;
