@@ -126,7 +126,7 @@ typedef struct run {
      partitions back a load at a time (each load's rows are then what the fields above
      describe) */
   myr__spill *spill;
-  double *spill_x;          /* p: one row's features on their way to the spill */
+  double *spill_x;        /* p: one row's features on their way to the spill */
   unsigned loads_total;   /* partition loads the spill is read back in */
   uint64_t groups_before; /* groups and rows of earlier loads (progress) */
   uint64_t rows_before;
