@@ -94,13 +94,22 @@ def _chunks(batches: Iterator[pa.RecordBatch], keys: list,
         yield pa.Table.from_batches(pending)
 
 
+def _arrow_type(column: str) -> pa.DataType:
+    """Arrow type of a models table column: keys and the rest are text."""
+    return {"model": pa.binary(), "n_rows": pa.int64()}.get(column, pa.string())
+
+
+def _arrow_result_schema(keys: list) -> pa.Schema:
+    return pa.schema([pa.field(c, _arrow_type(c)) for c in keys + list(RESULT_COLUMNS)])
+
+
 def _result_schema(keys: list):
+    """The Spark schema of train's output, the same as _arrow_result_schema."""
     from pyspark.sql import types as T
-    return T.StructType(
-        [T.StructField(k, T.StringType()) for k in keys] +
-        [T.StructField("model", T.BinaryType()), T.StructField("n_rows", T.LongType()),
-         T.StructField("metrics", T.StringType()), T.StructField("status", T.StringType()),
-         T.StructField("error", T.StringType()), T.StructField("features", T.StringType())])
+    spark_type = {pa.binary(): T.BinaryType(), pa.int64(): T.LongType(),
+                  pa.string(): T.StringType()}
+    return T.StructType([T.StructField(f.name, spark_type[f.type])
+                         for f in _arrow_result_schema(keys)])
 
 
 def train(df, keys: Union[str, Sequence[str]], label: Optional[str] = None,
@@ -149,7 +158,7 @@ def train(df, keys: Union[str, Sequence[str]], label: Optional[str] = None,
               .repartition(n, *keys)
               .sortWithinPartitions(*keys, ROW_COLUMN)
               .select(*keys, label, *features))
-    out_cols = keys + list(RESULT_COLUMNS)
+    out_schema = _arrow_result_schema(keys)
 
     def fit(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import myriad as m
@@ -162,13 +171,7 @@ def train(df, keys: Union[str, Sequence[str]], label: Optional[str] = None,
                 if getattr(e, "status", "") == "MYR_ENODATA":
                     continue  # every row of the chunk was skipped: no key to report
                 raise
-            res = res.select(out_cols)
-            yield from res.cast(pa.schema(
-                [pa.field(k, pa.string()) for k in keys] +
-                [pa.field("model", pa.binary()), pa.field("n_rows", pa.int64()),
-                 pa.field("metrics", pa.string()), pa.field("status", pa.string()),
-                 pa.field("error", pa.string()), pa.field("features", pa.string())]
-            )).to_batches()
+            yield from res.select(out_schema.names).cast(out_schema).to_batches()
 
     return rows.mapInArrow(fit, _result_schema(keys))
 
@@ -273,7 +276,6 @@ def save(models_df, store, source: str = "spark", seed: int = 0) -> dict:
 
 
 def _rows_to_batch(rows, cols) -> pa.RecordBatch:
-    types = {"model": pa.binary(), "n_rows": pa.int64()}
-    arrays = [pa.array([r[i] for r in rows], type=types.get(c, pa.string()))
+    arrays = [pa.array([r[i] for r in rows], type=_arrow_type(c))
               for i, c in enumerate(cols)]
     return pa.RecordBatch.from_arrays(arrays, names=cols)

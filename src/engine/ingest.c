@@ -60,6 +60,15 @@ static void show_value(char *out, size_t cap, const char *t, size_t n) {
   snprintf(out, cap, "value '%.*s'%s", (int)shown, t, n > shown ? "..." : "");
 }
 
+/* Add c to the end of the run's chunks (input order). */
+static void chunk_append(run *r, myr__row_chunk *c) {
+  if (r->tail)
+    r->tail->next = c;
+  else
+    r->head = c;
+  r->tail = c;
+}
+
 static void chunk_free(myr__row_chunk *c) {
   myr__free(c->gid);
   myr__free(c->y);
@@ -531,11 +540,7 @@ static int merge_slice(run *r, myr__parse_slice *s, myr__kept *kept, myr_error *
     c->kept = kept;
     myr__kept_ref(kept);
   }
-  if (r->tail)
-    r->tail->next = c;
-  else
-    r->head = c;
-  r->tail = c;
+  chunk_append(r, c);
   r->n_used_rows += used;
   return MYR_OK;
 }
@@ -944,11 +949,7 @@ static int load_block(void *ud, const myr__spill_rows *b, myr_error *err) {
   }
   memcpy(c->y, b->y, n * sizeof *c->y);
   memcpy(c->x, b->x, n * p * sizeof *c->x);
-  if (r->tail)
-    r->tail->next = c;
-  else
-    r->head = c;
-  r->tail = c;
+  chunk_append(r, c);
   r->n_used_rows += n;
   uint32_t prev = 0; /* start of row j - 1's key */
   for (size_t j = 0; j < n; j++) {
@@ -974,7 +975,7 @@ int myr__load_read(run *r, unsigned first, unsigned last, myr_error *err) {
 }
 
 void myr__ingest_free(run *r) {
-  chunks_free(r);
+  myr__load_free(r); /* chunks, grouping arrays, key table */
   myr__spill_close(r->spill);
   r->spill = NULL;
   myr__free(r->spill_x);
@@ -990,11 +991,6 @@ void myr__ingest_free(run *r) {
     myr__free(r->set_in_place[k]);
     r->set_in_place[k] = NULL;
   }
-  myr__free(r->offset);
-  myr__free(r->order);
-  myr__free(r->ref);
-  myr__free(r->chunks);
-  myr__keytab_free(&r->keys);
   myr__free(r->key_col);
   myr__free(r->feat_col);
   myr__free(r->feat_name);

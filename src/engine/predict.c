@@ -1174,6 +1174,18 @@ static void run_step(pctx *c, const myr__batch *b, size_t n_slices, int score) {
 
 static int append_arrow(pctx *c, const myr__batch *b, const pslice *s, myr_error *err);
 
+/* Put h (not 0) into the open addressing set t of cap slots (a power of two, never
+   full); 1 when it was not there. */
+static int set_put(uint64_t *t, size_t cap, uint64_t h) {
+  size_t j = (size_t)h & (cap - 1);
+  while (t[j] && t[j] != h)
+    j = (j + 1) & (cap - 1);
+  if (t[j])
+    return 0;
+  t[j] = h;
+  return 1;
+}
+
 /* Add the stable hashes of the key table's keys to c->seen (hash 0 is stored as 1). */
 static int remember_keys(pctx *c, myr_error *err) {
   if (2 * (c->seen_n + c->keys.n) > c->seen_cap) {
@@ -1183,28 +1195,16 @@ static int remember_keys(pctx *c, myr_error *err) {
     uint64_t *t = myr__calloc(cap, sizeof *t);
     if (!t)
       return myr_error_set(err, MYR_ENOMEM, "out of memory counting keys");
-    for (size_t i = 0; i < c->seen_cap; i++) {
-      if (!c->seen[i])
-        continue;
-      size_t j = (size_t)c->seen[i] & (cap - 1);
-      while (t[j])
-        j = (j + 1) & (cap - 1);
-      t[j] = c->seen[i];
-    }
+    for (size_t i = 0; i < c->seen_cap; i++)
+      if (c->seen[i])
+        set_put(t, cap, c->seen[i]);
     myr__free(c->seen);
     c->seen = t;
     c->seen_cap = cap;
   }
-  for (size_t g = 0; g < c->keys.n; g++) {
-    uint64_t h = c->keys.hash[g] ? c->keys.hash[g] : 1;
-    size_t j = (size_t)h & (c->seen_cap - 1);
-    while (c->seen[j] && c->seen[j] != h)
-      j = (j + 1) & (c->seen_cap - 1);
-    if (!c->seen[j]) {
-      c->seen[j] = h;
-      c->seen_n++;
-    }
-  }
+  for (size_t g = 0; g < c->keys.n; g++)
+    c->seen_n +=
+        (size_t)set_put(c->seen, c->seen_cap, c->keys.hash[g] ? c->keys.hash[g] : 1);
   return MYR_OK;
 }
 

@@ -654,18 +654,9 @@ static int read_stored(run *r, myr_store *store, int64_t run_id, myr_error *err)
 static int mark_resumed(run *r, myr_error *err) {
   if (!(r->resumed = myr__calloc(r->keys.n ? r->keys.n : 1, 1)))
     return myr_error_set(err, MYR_ENOMEM, "out of memory resuming a run");
-  for (size_t g = 0; g < r->keys.n && r->n_stored; g++) {
-    uint64_t h = r->keys.hash[g];
-    size_t lo = 0, hi = r->n_stored;
-    while (lo < hi) {
-      size_t mid = lo + (hi - lo) / 2;
-      if (r->stored[mid] < h)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    r->resumed[g] = lo < r->n_stored && r->stored[lo] == h;
-  }
+  for (size_t g = 0; g < r->keys.n && r->n_stored; g++)
+    r->resumed[g] = bsearch(&r->keys.hash[g], r->stored, r->n_stored, sizeof *r->stored,
+                            myr__cmp_u64) != NULL;
   return MYR_OK;
 }
 
