@@ -3,6 +3,7 @@
 myriad.train and Spark, groups spanning Arrow batches, failed groups as error rows,
 prediction, and bringing Spark-trained models into a store."""
 import os
+import signal
 import sqlite3
 import sys
 
@@ -23,6 +24,9 @@ FOREST = {"n_trees": 5, "max_depth": 6}
 def spark():
     # Executors run this interpreter (the venv with myriad and pyarrow).
     os.environ["PYSPARK_PYTHON"] = sys.executable
+    # SparkContext installs its own SIGINT handler and leaves it after stop(); keep the
+    # process's handler for the tests that send SIGINT (test_package's Ctrl-C test).
+    sigint = signal.getsignal(signal.SIGINT)
     from pyspark.sql import SparkSession
     s = (SparkSession.builder.master("local[2]").appName("myriad-tests")
          .config("spark.ui.enabled", "false")
@@ -33,6 +37,7 @@ def spark():
     s.sparkContext.setLogLevel("ERROR")
     yield s
     s.stop()
+    signal.signal(signal.SIGINT, sigint)
 
 
 @pytest.fixture(scope="module")
